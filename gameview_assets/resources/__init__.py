@@ -1,0 +1,1 @@
+"""Doors to the outside world: storage, work directories, the studio app."""

@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` (set up, render a sample video,
+# process it end to end) and `make test` (set up, lint, run the test suite).
+VENV ?= .venv
+PYTHON ?= python3
+# CPU-only PyTorch by default; on a CUDA machine: make demo CONSTRAINTS=constraints-gpu.txt
+CONSTRAINTS ?= constraints-cpu.txt
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed-$(notdir $(CONSTRAINTS))
+
+.PHONY: install demo test serve bench
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/gameview sample .gameview/sample.mp4
+	$(BIN)/gameview process .gameview/sample.mp4 --preset preview
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+serve: $(STAMP)
+	$(BIN)/gameview serve
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py

@@ -1,0 +1,47 @@
+"""One rasterization entry point: gsplat's CUDA kernels on GPU tensors, our torch code on CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from gameview_assets.core.train import rasterizer
+
+
+def rasterize(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    cpu_tile_size: int = 8,
+    **kwargs: Any,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """`gsplat.rasterization` with the same arguments and outputs, on any device.
+
+    `cpu_tile_size` only applies to the CPU path (smaller tiles waste less work there).
+    """
+    if means.is_cuda:
+        from gsplat import rasterization
+
+        return rasterization(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs
+        )
+    return rasterizer.rasterization(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        tile_size=cpu_tile_size,
+        **kwargs,
+    )

@@ -1,0 +1,53 @@
+"""Files written by training: splats, resumable checkpoints; always written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gameview_assets.core.train.splats import SPLAT_KEYS
+
+CHECKPOINT_FILE = "latest.pt"
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary sibling then rename, so a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def save_splats(splats: dict[str, Tensor], path: Path) -> None:
+    """The trained splats (means, quats, log scales, logit opacities, sh0, shN) on the CPU."""
+    _atomic_save({key: splats[key].detach().cpu().contiguous() for key in SPLAT_KEYS}, path)
+
+
+def load_splats(path: Path) -> dict[str, Tensor]:
+    loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
+    missing = [key for key in SPLAT_KEYS if key not in loaded]
+    if missing:
+        raise ValueError(f"{path} is not a splat file: missing {', '.join(missing)}")
+    return {key: loaded[key] for key in SPLAT_KEYS}
+
+
+def save_checkpoint(state: dict[str, Any], checkpoint_dir: Path) -> Path:
+    path = Path(checkpoint_dir) / CHECKPOINT_FILE
+    _atomic_save(state, path)
+    return path
+
+
+def load_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
+    """The latest checkpoint, or None when there is none or it cannot be read."""
+    path = Path(checkpoint_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None

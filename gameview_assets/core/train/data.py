@@ -1,0 +1,85 @@
+"""Training views from a COLMAP model: images decoded once at training resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+@dataclass
+class TrainingViews:
+    """Posed images plus the sparse points that seed the splats, all on the CPU.
+
+    images: uint8 [H, W, 3] per view; Ks [V, 3, 3] and camtoworlds [V, 4, 4] (OpenCV axes,
+    float32) match the images' resolution; points [P, 3] float32, points_rgb [P, 3] uint8.
+    """
+
+    names: list[str]
+    images: list[Tensor]
+    Ks: Tensor
+    camtoworlds: Tensor
+    widths: list[int]
+    heights: list[int]
+    points: Tensor
+    points_rgb: Tensor
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _load_image(path: Path, image_max_size: int) -> Image.Image:
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    longest = max(image.size)
+    if image_max_size and longest > image_max_size:
+        scale = image_max_size / longest
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image
+
+
+def load_views(model_dir: Path, images_dir: Path, image_max_size: int = 0) -> TrainingViews:
+    """Read a COLMAP model (cameras.bin, images.bin, points3D.bin) and its images, by name order.
+
+    Intrinsics are rescaled to the size the image is loaded at, so images already resized on
+    disk work too. Lens distortion is ignored: the input is expected undistorted (PINHOLE).
+    """
+    import pycolmap
+
+    reconstruction = pycolmap.Reconstruction(str(model_dir))
+    images = sorted(reconstruction.images.values(), key=lambda image: image.name)
+    if not images:
+        raise ValueError(f"COLMAP model at {model_dir} has no registered images")
+    names, pixels, Ks, camtoworlds, widths, heights = [], [], [], [], [], []
+    for image in images:
+        camera = reconstruction.cameras[image.camera_id]
+        loaded = _load_image(Path(images_dir) / image.name, image_max_size)
+        K = np.array(camera.calibration_matrix(), dtype=np.float64)
+        K[0] *= loaded.width / camera.width
+        K[1] *= loaded.height / camera.height
+        world_to_cam = np.eye(4)
+        world_to_cam[:3] = image.cam_from_world().matrix()
+        names.append(image.name)
+        pixels.append(torch.from_numpy(np.asarray(loaded, dtype=np.uint8).copy()))
+        Ks.append(K)
+        camtoworlds.append(np.linalg.inv(world_to_cam))
+        widths.append(loaded.width)
+        heights.append(loaded.height)
+    points = reconstruction.points3D.values()
+    xyz = np.array([point.xyz for point in points], dtype=np.float32).reshape(-1, 3)
+    rgb = np.array([point.color for point in points], dtype=np.uint8).reshape(-1, 3)
+    return TrainingViews(
+        names=names,
+        images=pixels,
+        Ks=torch.from_numpy(np.stack(Ks)).float(),
+        camtoworlds=torch.from_numpy(np.stack(camtoworlds)).float(),
+        widths=widths,
+        heights=heights,
+        points=torch.from_numpy(xyz),
+        points_rgb=torch.from_numpy(rgb),
+    )

@@ -1,0 +1,5 @@
+"""One dynamic partition per production; the key is the production id."""
+
+from dagster import DynamicPartitionsDefinition
+
+productions = DynamicPartitionsDefinition(name="productions")
