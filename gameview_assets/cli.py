@@ -92,14 +92,14 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     from dagster import DagsterInstance, make_new_run_id
 
     from gameview_assets.definitions import build_definitions
-    from gameview_assets.jobs import PROCESS_JOB_NAME, PRESET_TAG
+    from gameview_assets.jobs import PRESET_TAG, PROCESS_JOB_NAME
     from gameview_assets.partitions import productions
     from gameview_assets.run_outcome import failure_of_run
 
     submit_production(settings, videos, preset, production_id)
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [production_id])
-    job = build_definitions(settings).get_job_def(PROCESS_JOB_NAME)
+    job = build_definitions(settings).resolve_job_def(PROCESS_JOB_NAME)
     run_id = make_new_run_id()
     print(f"production {production_id} ({preset}), run {run_id}", file=sys.stderr)
     done = threading.Event()

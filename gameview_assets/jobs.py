@@ -2,8 +2,6 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from gameview_assets.partitions import productions
-
 PROCESS_JOB_NAME = "process_production"
 MANIFEST_VERSION_TAG = "gameview/manifest_version"
 PRESET_TAG = "gameview/preset"
@@ -11,6 +9,5 @@ PRESET_TAG = "gameview/preset"
 process_production_job = define_asset_job(
     PROCESS_JOB_NAME,
     selection=AssetSelection.all(),
-    partitions_def=productions,
     description="Videos to a published splat scene for one production.",
 )

@@ -1,7 +1,5 @@
 """`bundle`: the result files, written to the store's `results/` only once all are complete."""
 
-from __future__ import annotations
-
 import shutil
 from pathlib import Path
 
@@ -119,7 +117,7 @@ def verify_ply(path: Path, expected_splats: int) -> AssetCheckResult:
     """The PLY must read back with every 3DGS field, finite values and the right count."""
     try:
         count = len(read_ply(path))
-        problem = None if count == expected_splats else f"{count} splats, expected {expected_splats}"
+        problem = None if count == expected_splats else f"{count} splats, not {expected_splats}"
     except InvalidPlyError as exc:
         count, problem = 0, str(exc)
     metadata: dict[str, object] = {"splats": count}

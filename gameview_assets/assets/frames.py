@@ -1,7 +1,5 @@
 """`frames`: the frames worth training on, extracted from the videos with FFmpeg."""
 
-from __future__ import annotations
-
 import json
 import shutil
 from dataclasses import asdict

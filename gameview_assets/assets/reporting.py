@@ -53,7 +53,6 @@ class StageReporter:
             url=self.callback_url,
         )
 
-
     def finish(self, paths: ProductionPaths) -> dict[str, float]:
         """Record this stage's wall time with the production's timings and return them all."""
         self(1.0, "done")

@@ -1,7 +1,5 @@
 """`source_videos`: the production's videos, brought from the store and probed."""
 
-from __future__ import annotations
-
 import json
 import shutil
 from pathlib import PurePosixPath

@@ -1,7 +1,5 @@
 """`sparse_model`: camera poses and a sparse point cloud from the frames, with pycolmap."""
 
-from __future__ import annotations
-
 import json
 from dataclasses import asdict
 

@@ -1,6 +1,4 @@
-"""`splat`: Gaussian splats trained from the sparse model (gsplat on CUDA, our rasterizer on CPU)."""
-
-from __future__ import annotations
+"""`splat`: Gaussian splats trained from the sparse model (gsplat on CUDA, ours on CPU)."""
 
 import hashlib
 import json

@@ -1,0 +1,435 @@
+"""Gaussian splat training: gsplat's recipe, on CUDA with gsplat or on CPU with our rasterizer."""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from gameview_assets.core.metrics import psnr, ssim
+from gameview_assets.core.train.checkpoint import load_checkpoint, save_checkpoint
+from gameview_assets.core.train.data import TrainingViews
+from gameview_assets.core.train.splats import (
+    SPLAT_KEYS,
+    init_splats,
+    render_splats,
+    sh_degree_of,
+)
+from gameview_assets.core.train.strategy import CappedDefaultStrategy
+
+Progress = Callable[[float, str], None]
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how; zero-valued schedule fields are derived from `steps`.
+
+    Learning rates are gsplat's simple_trainer defaults; refinement, SH growth and the
+    means learning-rate decay are scaled to `steps` so short runs also densify.
+    """
+
+    steps: int
+    max_splats: int
+    sh_degree: int = 3
+    holdout_every: int = 8
+    image_max_size: int = 0
+    strategy: str = "default"
+    checkpoint_every: int = 0
+    preview_every: int = 0
+    seed: int = 0
+    device: str = "auto"
+    ssim_lambda: float = 0.2
+    means_lr: float = 1.6e-4
+    means_lr_final_ratio: float = 0.01
+    scales_lr: float = 5e-3
+    quats_lr: float = 1e-3
+    opacities_lr: float = 5e-2
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    init_opacity: float = 0.1
+    init_scale: float = 1.0
+    sh_degree_interval: int = 0
+    refine_start: int = 0
+    refine_stop: int = 0
+    refine_every: int = 0
+    grow_grad2d: float = 2e-4
+    random_background: bool = False
+    cpu_tile_size: int = 8
+    mcmc_opacity_reg: float = 0.01
+    mcmc_scale_reg: float = 0.01
+    mcmc_noise_lr: float = 5e5
+
+    def schedule(self) -> dict[str, int]:
+        """Steps for SH growth and refinement, scaled from gsplat's 30k-step defaults."""
+        every = self.refine_every or min(100, max(10, self.steps // 60))
+        return {
+            "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
+            "refine_every": every,
+            "refine_start": self.refine_start or min(500, max(every, self.steps // 20)),
+            "refine_stop": self.refine_stop or min(15_000, self.steps // 2),
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Fields a checkpoint must agree on to be resumed (not output cadences)."""
+        fields = asdict(self)
+        for cadence in ("checkpoint_every", "preview_every", "device"):
+            fields.pop(cadence)
+        return fields
+
+
+@dataclass
+class TrainResult:
+    splats: dict[str, Tensor]
+    steps: int
+    num_splats: int
+    psnr: float
+    ssim: float
+    num_eval_views: int
+    eval_history: list[dict[str, float]] = field(default_factory=list)
+    previews: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    steps_per_second: float = 0.0
+    peak_memory_mb: float = 0.0
+    device: str = "cpu"
+    resumed_from_step: int = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def split_views(n_views: int, holdout_every: int) -> tuple[list[int], list[int]]:
+    """Every `holdout_every`-th view (0, 8, 16, …) is held out; all train if too few views."""
+    if holdout_every <= 0 or n_views < 2:
+        return list(range(n_views)), []
+    held_out = [i for i in range(n_views) if i % holdout_every == 0]
+    return [i for i in range(n_views) if i % holdout_every != 0], held_out
+
+
+def viewmat(camtoworld: Tensor) -> Tensor:
+    return torch.linalg.inv(camtoworld)
+
+
+def scene_scale(camtoworlds: Tensor) -> float:
+    """gsplat's scene scale: 1.1 x the largest camera distance from the cameras' centroid."""
+    centers = camtoworlds[:, :3, 3]
+    radius = (centers - centers.mean(dim=0)).norm(dim=-1).max().item()
+    return 1.1 * radius if radius > 0 else 1.0
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def render_image(
+    splats: dict[str, Tensor],
+    camtoworld: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
+    """Render splats (as saved by training) from one camera as uint8 [H, W, 3]."""
+    device = splats["means"].device
+    c2w = torch.as_tensor(np.asarray(camtoworld), dtype=torch.float32, device=device)
+    Ks = torch.as_tensor(np.asarray(K), dtype=torch.float32, device=device)[None]
+    with torch.no_grad():
+        colors, _, _ = render_splats(
+            {key: splats[key].float() for key in SPLAT_KEYS},
+            viewmat(c2w)[None],
+            Ks,
+            width,
+            height,
+            sh_degree_of(splats),
+            backgrounds=torch.tensor([background], dtype=torch.float32, device=device),
+        )
+    return (colors[0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+class _Trainer:
+    """The state of one training run; `train_splat` is the public face."""
+
+    def __init__(self, views: TrainingViews, config: TrainConfig, work_dir: Path) -> None:
+        self.views = views
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.work_dir = Path(work_dir)
+        self.checkpoint_dir = self.work_dir / "checkpoints"
+        self.preview_dir = self.work_dir / "previews"
+        self.train_ids, self.eval_ids = split_views(len(views), config.holdout_every)
+        self.preview_id = (self.eval_ids or self.train_ids)[0]
+        self.schedule = config.schedule()
+        self.scene_scale = scene_scale(views.camtoworlds)
+        self.viewmats = torch.linalg.inv(views.camtoworlds).to(self.device)
+        self.Ks = views.Ks.to(self.device)
+        self.images = [image.to(self.device) for image in views.images]
+        self.step = 0
+        self.eval_history: list[dict[str, float]] = []
+        self.previews: list[Path] = []
+        self.elapsed_before = 0.0
+        self.resumed_from_step = 0
+        torch.manual_seed(config.seed)
+        splats = init_splats(
+            views.points,
+            views.points_rgb,
+            config.sh_degree,
+            config.max_splats,
+            config.init_opacity if config.strategy == "default" else 0.5,
+            config.init_scale if config.strategy == "default" else 0.1,
+            torch.Generator().manual_seed(config.seed),
+        )
+        self.params = {
+            key: torch.nn.Parameter(value.to(self.device)) for key, value in splats.items()
+        }
+        self.optimizers = self._make_optimizers()
+        self.strategy = self._make_strategy()
+        self.strategy.check_sanity(self.params, self.optimizers)
+        if config.strategy == "mcmc":
+            self.strategy_state = self.strategy.initialize_state()
+        else:
+            self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        rates = {
+            "means": c.means_lr * self.scene_scale,
+            "quats": c.quats_lr,
+            "scales": c.scales_lr,
+            "opacities": c.opacities_lr,
+            "sh0": c.sh0_lr,
+            "shN": c.shN_lr,
+        }
+        return {
+            key: torch.optim.Adam([{"params": self.params[key], "lr": lr, "name": key}], eps=1e-15)
+            for key, lr in rates.items()
+        }
+
+    def _make_strategy(self) -> Any:
+        c, s = self.config, self.schedule
+        if c.strategy == "mcmc":
+            from gameview_assets.core.train.mcmc import TorchMCMCStrategy
+
+            return TorchMCMCStrategy(
+                cap_max=c.max_splats,
+                noise_lr=c.mcmc_noise_lr,
+                refine_start_iter=s["refine_start"],
+                refine_stop_iter=s["refine_stop"],
+                refine_every=s["refine_every"],
+            )
+        if c.strategy != "default":
+            raise ValueError(f"unknown strategy {c.strategy!r}: use 'default' or 'mcmc'")
+        return CappedDefaultStrategy(
+            max_splats=c.max_splats,
+            grow_grad2d=c.grow_grad2d,
+            refine_start_iter=s["refine_start"],
+            refine_stop_iter=s["refine_stop"],
+            refine_every=s["refine_every"],
+            reset_every=max(s["refine_every"], c.steps // 10),
+        )
+
+    def means_lr(self, step: int) -> float:
+        c = self.config
+        decay = c.means_lr_final_ratio ** (step / max(1, c.steps))
+        return c.means_lr * self.scene_scale * decay
+
+    def view_at(self, step: int) -> int:
+        """Shuffled epochs over the training views, reproducible from the step alone."""
+        n = len(self.train_ids)
+        epoch, index = divmod(step, n)
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return self.train_ids[int(torch.randperm(n, generator=generator)[index])]
+
+    def render(self, view: int, sh_degree: int, background: Tensor | None = None) -> tuple:
+        return render_splats(
+            self.params,
+            self.viewmats[view : view + 1],
+            self.Ks[view : view + 1],
+            self.views.widths[view],
+            self.views.heights[view],
+            sh_degree,
+            backgrounds=background,
+            cpu_tile_size=self.config.cpu_tile_size,
+        )
+
+    def train_step(self, step: int) -> float:
+        c = self.config
+        view = self.view_at(step)
+        target = self.images[view].float() / 255.0
+        sh_degree = min(step // self.schedule["sh_degree_interval"], c.sh_degree)
+        background = torch.rand(1, 3, device=self.device) if c.random_background else None
+        colors, _, info = self.render(view, sh_degree, background)
+        self.strategy.step_pre_backward(
+            self.params, self.optimizers, self.strategy_state, step, info
+        )
+        image = colors[0]
+        loss = (1.0 - c.ssim_lambda) * torch.abs(image - target).mean() + c.ssim_lambda * (
+            1.0 - ssim(image, target)
+        )
+        if c.strategy == "mcmc":
+            loss = loss + c.mcmc_opacity_reg * torch.sigmoid(self.params["opacities"]).mean()
+            loss = loss + c.mcmc_scale_reg * torch.exp(self.params["scales"]).mean()
+        loss.backward()
+        self.optimizers["means"].param_groups[0]["lr"] = self.means_lr(step)
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if c.strategy == "mcmc":
+            self.strategy.step_post_backward(
+                self.params,
+                self.optimizers,
+                self.strategy_state,
+                step,
+                info,
+                lr=self.means_lr(step),
+            )
+        else:
+            self.strategy.step_post_backward(
+                self.params, self.optimizers, self.strategy_state, step, info, packed=False
+            )
+        return float(loss.item())
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        if not self.eval_ids:
+            return math.nan, math.nan
+        psnrs, ssims = [], []
+        for view in self.eval_ids:
+            colors, _, _ = self.render(view, self.config.sh_degree)
+            image = colors[0].clamp(0, 1)
+            target = self.images[view].float() / 255.0
+            psnrs.append(psnr(image, target))
+            ssims.append(float(ssim(image, target)))
+        return float(np.mean(psnrs)), float(np.mean(ssims))
+
+    @torch.no_grad()
+    def save_preview(self, step: int) -> Path:
+        colors, _, _ = self.render(self.preview_id, self.config.sh_degree)
+        pixels = (colors[0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+        path = self.preview_dir / f"step_{step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        if path not in self.previews:
+            self.previews.append(path)
+        return path
+
+    def record_eval(self, step: int) -> None:
+        value_psnr, value_ssim = self.evaluate()
+        self.eval_history = [entry for entry in self.eval_history if entry["step"] != step]
+        self.eval_history.append({"step": step, "psnr": value_psnr, "ssim": value_ssim})
+
+    def checkpoint_state(self, elapsed: float) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": self.config.fingerprint(),
+            "num_views": len(self.views),
+            "step": self.step,
+            "splats": {key: value.detach().cpu() for key, value in self.params.items()},
+            "optimizers": {key: opt.state_dict() for key, opt in self.optimizers.items()},
+            "strategy_state": {
+                key: value.cpu() if isinstance(value, Tensor) else value
+                for key, value in self.strategy_state.items()
+            },
+            "rng": torch.get_rng_state(),
+            "eval_history": self.eval_history,
+            "previews": [str(path) for path in self.previews],
+            "elapsed": elapsed,
+        }
+
+    def try_resume(self) -> bool:
+        state = load_checkpoint(self.checkpoint_dir)
+        if (
+            state is None
+            or state.get("version") != CHECKPOINT_VERSION
+            or state.get("fingerprint") != self.config.fingerprint()
+            or state.get("num_views") != len(self.views)
+        ):
+            return False
+        self.params = {
+            key: torch.nn.Parameter(value.to(self.device)) for key, value in state["splats"].items()
+        }
+        self.optimizers = self._make_optimizers()
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        self.strategy_state = {
+            key: value.to(self.device) if isinstance(value, Tensor) else value
+            for key, value in state["strategy_state"].items()
+        }
+        torch.set_rng_state(state["rng"])
+        self.step = self.resumed_from_step = int(state["step"])
+        self.eval_history = list(state["eval_history"])
+        self.previews = [Path(path) for path in state["previews"]]
+        self.elapsed_before = float(state["elapsed"])
+        return True
+
+
+def train_splat(
+    views: TrainingViews,
+    config: TrainConfig,
+    work_dir: Path,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a compatible
+    checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views."""
+    if config.steps <= 0 or config.max_splats <= 0:
+        raise ValueError("steps and max_splats must be positive")
+    trainer = _Trainer(views, config, work_dir)
+    if trainer.try_resume() and progress is not None:
+        progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
+    device = trainer.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    first_step = trainer.step
+    report_every = max(1, config.steps // 100)
+    for step in range(first_step, config.steps):
+        loss = trainer.train_step(step)
+        trainer.step = done = step + 1
+        at_checkpoint = config.checkpoint_every > 0 and done % config.checkpoint_every == 0
+        at_preview = config.preview_every > 0 and done % config.preview_every == 0
+        if (at_checkpoint or at_preview) and done < config.steps:
+            trainer.record_eval(done)
+            trainer.save_preview(done)
+        if at_checkpoint and done < config.steps:
+            save_checkpoint(
+                trainer.checkpoint_state(trainer.elapsed_before + time.perf_counter() - started),
+                trainer.checkpoint_dir,
+            )
+        if progress is not None and (done % report_every == 0 or done == config.steps):
+            progress(
+                done / config.steps,
+                f"step {done}/{config.steps} loss {loss:.4f} splats {len(trainer.params['means'])}",
+            )
+    trained_seconds = time.perf_counter() - started
+    trainer.record_eval(config.steps)
+    trainer.save_preview(config.steps)
+    final = trainer.eval_history[-1]
+    steps_run = config.steps - first_step
+    return TrainResult(
+        splats={key: value.detach().cpu() for key, value in trainer.params.items()},
+        steps=config.steps,
+        num_splats=len(trainer.params["means"]),
+        psnr=final["psnr"],
+        ssim=final["ssim"],
+        num_eval_views=len(trainer.eval_ids),
+        eval_history=trainer.eval_history,
+        previews=trainer.previews,
+        seconds=trainer.elapsed_before + trained_seconds,
+        steps_per_second=steps_run / trained_seconds if trained_seconds > 0 else 0.0,
+        peak_memory_mb=peak_memory_mb(device),
+        device=str(device),
+        resumed_from_step=trainer.resumed_from_step,
+    )

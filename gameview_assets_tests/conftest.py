@@ -1,0 +1,52 @@
+"""Shared fixtures: isolated settings, the real-data folder, small rendered videos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def datasets_dir() -> Path:
+    """Real captures, from GAMEVIEW_DATASETS (default: ../shared/datasets beside the repo)."""
+    return Path(os.environ.get("GAMEVIEW_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture
+def datasets() -> Path:
+    path = datasets_dir()
+    if not (path / "kitchen").is_dir():
+        pytest.skip(f"real captures not found at {path}; set GAMEVIEW_DATASETS")
+    return path
+
+
+@pytest.fixture
+def gameview_env(tmp_path, monkeypatch) -> dict[str, str]:
+    """Store, work directories and Dagster home in a temporary folder, no Supabase."""
+    env = {
+        "GAMEVIEW_STORE": str(tmp_path / "store"),
+        "GAMEVIEW_WORKDIR": str(tmp_path / "work"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "GAMEVIEW_CALLBACK_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return env
+
+
+def make_test_video(path: Path, seconds: float, size: str = "320x240", rate: int = 10) -> Path:
+    """A real H.264 video from FFmpeg's test pattern."""
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    subprocess.run(
+        [get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+         f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+         "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
