@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     settings = Settings.from_env()
     prepare_dagster_home(settings)
 
-    from dagster import DagsterInstance, make_new_run_id
+    from dagster import DagsterInstance
 
     from gameview_assets.definitions import build_definitions
     from gameview_assets.jobs import PRESET_TAG, PROCESS_JOB_NAME
@@ -100,7 +101,7 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [production_id])
     job = build_definitions(settings).resolve_job_def(PROCESS_JOB_NAME)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     print(f"production {production_id} ({preset}), run {run_id}", file=sys.stderr)
     done = threading.Event()
     watcher = threading.Thread(target=follow_progress, args=(instance, run_id, done), daemon=True)

@@ -16,7 +16,12 @@ def test_definitions_load():
         STAGES
     )
     assert repository.has_job("process_production")
-    assert {s.name for s in repository.sensor_defs} >= {"production_upload_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "upload_sensor",
+        "production_completed_sensor",
+        "production_failed_sensor",
+        "production_canceled_sensor",
+    }
 
 
 def test_every_stage_is_partitioned_by_production_in_lineage_order():

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from dagster import (
     AssetKey,
-    DagsterEventType,
-    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunStatusSensorContext,
@@ -23,11 +20,10 @@ from gameview_assets.presets import PRESET_NAMES
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource
 from gameview_assets.resources.store import RESULTS_DIR, ProductionStore
+from gameview_assets.run_outcome import failure_of_run
 
 BUNDLE_ASSET = AssetKey("bundle")
 PARTITION_TAG = "dagster/partition"
-MAX_MESSAGE_CHARS = 1000
-INTERNAL_ERROR_CODE = "internal_error"
 
 
 def manifest_callback_url(store: ProductionStore, production_id: str) -> str | None:
@@ -38,56 +34,6 @@ def manifest_callback_url(store: ProductionStore, production_id: str) -> str | N
     except Exception as exc:  # any backend's read error, or a manifest replaced by a bad one
         get_dagster_logger().warning(f"no callback URL from {production_id}'s manifest: {exc}")
         return None
-
-
-def _metadata_text(metadata: dict[str, Any], key: str) -> str | None:
-    value = metadata.get(key)
-    value = getattr(value, "value", value)
-    return str(value) if value not in (None, "") else None
-
-
-def _innermost_message(error: Any) -> str:
-    """The user's exception message, not Dagster's 'Error occurred while executing' wrapper."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return (error.message if error is not None else "").strip()
-
-
-def failure_reason(instance: DagsterInstance, run_id: str, fallback_message: str) -> CallbackError:
-    """The first failed step's `Failure` metadata (stage, code, hint), else an internal error."""
-    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        event = record.dagster_event
-        if event is None or event.step_failure_data is None:
-            continue
-        step = event.step_key or "unknown"
-        data = event.step_failure_data
-        user = data.user_failure_data
-        if user is not None:
-            metadata = dict(user.metadata or {})
-            code = _metadata_text(metadata, "code")
-            if code:
-                message = _metadata_text(metadata, "message") or user.description or code
-                return CallbackError(
-                    stage=_metadata_text(metadata, "stage") or step,
-                    code=code,
-                    message=message[:MAX_MESSAGE_CHARS],
-                    hint=_metadata_text(metadata, "hint") or "",
-                )
-        message = _innermost_message(data.error) or (user.description if user else "") or ""
-        return CallbackError(
-            stage=step,
-            code=INTERNAL_ERROR_CODE,
-            message=(message or fallback_message)[:MAX_MESSAGE_CHARS],
-            hint=f"an unexpected error in the pipeline; an operator can see it in Dagster, "
-            f"run {run_id}. Retrying may help.",
-        )
-    return CallbackError(
-        stage="run",
-        code=INTERNAL_ERROR_CODE,
-        message=fallback_message[:MAX_MESSAGE_CHARS],
-        hint=f"the run failed before any stage did; an operator can see why in Dagster, "
-        f"run {run_id}",
-    )
 
 
 def _production_id(context: RunStatusSensorContext) -> str | None:
@@ -159,11 +105,10 @@ def production_failed_sensor(
     if production_id is None:
         return
     run_id = context.dagster_run.run_id
-    fallback = (context.dagster_event.message or "the run failed").strip()
     callbacks.failed(
         production_id=production_id,
         run_id=run_id,
-        error=failure_reason(context.instance, run_id, fallback),
+        error=failure_of_run(context.instance, run_id),
         url=manifest_callback_url(store.open(), production_id),
     )
 
