@@ -35,7 +35,10 @@ def failure_of_run(instance: DagsterInstance, run_id: str) -> CallbackError:
             if all(key in metadata for key in ERROR_FIELDS):
                 return CallbackError(*(_text(metadata[key]) for key in ERROR_FIELDS))
             if generic is None:
-                message = data.error.message.strip().splitlines()[-1] if data.error else "failed"
+                error = data.error
+                while error is not None and error.cause is not None:
+                    error = error.cause
+                message = error.message.strip().splitlines()[-1] if error else "failed"
                 generic = CallbackError(
                     stage=event.step_key or "unknown",
                     code="internal_error",

@@ -5,10 +5,10 @@ from gameview_assets.sensors.callback_sensors import (
     production_completed_sensor,
     production_failed_sensor,
 )
-from gameview_assets.sensors.upload_sensor import production_upload_sensor
+from gameview_assets.sensors.upload_sensor import upload_sensor
 
 all_sensors = [
-    production_upload_sensor,
+    upload_sensor,
     production_completed_sensor,
     production_failed_sensor,
     production_canceled_sensor,

@@ -56,7 +56,7 @@ def production_completed_sensor(
     production_id = _production_id(context)
     if production_id is None:
         return
-    if run.asset_selection is not None and BUNDLE_ASSET not in run.asset_selection:
+    if run.asset_selection and BUNDLE_ASSET not in run.asset_selection:
         context.log.info(f"run {run.run_id} did not publish results; no callback")
         return
     bucket = store.open()

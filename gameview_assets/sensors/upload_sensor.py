@@ -53,7 +53,7 @@ def _callback_url_of(text: str) -> str | None:
     default_status=DefaultSensorStatus.RUNNING,
     description="Starts a run when a production's manifest arrives or changes",
 )
-def production_upload_sensor(
+def upload_sensor(
     context: SensorEvaluationContext, store: StoreResource, callbacks: StudioCallbacks
 ) -> SensorResult:
     """One listing per tick; only new or changed manifests are read.

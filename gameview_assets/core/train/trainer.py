@@ -6,7 +6,7 @@ import math
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from gameview_assets.core.metrics import psnr, ssim
 from gameview_assets.core.train.checkpoint import load_checkpoint, save_checkpoint
+from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.data import TrainingViews
 from gameview_assets.core.train.splats import (
     SPLAT_KEYS,
@@ -28,63 +29,6 @@ from gameview_assets.core.train.strategy import CappedDefaultStrategy
 
 Progress = Callable[[float, str], None]
 CHECKPOINT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What to train and how; zero-valued schedule fields are derived from `steps`.
-
-    Learning rates are gsplat's simple_trainer defaults; refinement, SH growth and the
-    means learning-rate decay are scaled to `steps` so short runs also densify.
-    """
-
-    steps: int
-    max_splats: int
-    sh_degree: int = 3
-    holdout_every: int = 8
-    image_max_size: int = 0
-    strategy: str = "default"
-    checkpoint_every: int = 0
-    preview_every: int = 0
-    seed: int = 0
-    device: str = "auto"
-    ssim_lambda: float = 0.2
-    means_lr: float = 1.6e-4
-    means_lr_final_ratio: float = 0.01
-    scales_lr: float = 5e-3
-    quats_lr: float = 1e-3
-    opacities_lr: float = 5e-2
-    sh0_lr: float = 2.5e-3
-    shN_lr: float = 2.5e-3 / 20
-    init_opacity: float = 0.1
-    init_scale: float = 1.0
-    sh_degree_interval: int = 0
-    refine_start: int = 0
-    refine_stop: int = 0
-    refine_every: int = 0
-    grow_grad2d: float = 2e-4
-    random_background: bool = False
-    cpu_tile_size: int = 8
-    mcmc_opacity_reg: float = 0.01
-    mcmc_scale_reg: float = 0.01
-    mcmc_noise_lr: float = 5e5
-
-    def schedule(self) -> dict[str, int]:
-        """Steps for SH growth and refinement, scaled from gsplat's 30k-step defaults."""
-        every = self.refine_every or min(100, max(10, self.steps // 60))
-        return {
-            "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
-            "refine_every": every,
-            "refine_start": self.refine_start or min(500, max(every, self.steps // 20)),
-            "refine_stop": self.refine_stop or min(15_000, self.steps // 2),
-        }
-
-    def fingerprint(self) -> dict[str, Any]:
-        """Fields a checkpoint must agree on to be resumed (not output cadences)."""
-        fields = asdict(self)
-        for cadence in ("checkpoint_every", "preview_every", "device"):
-            fields.pop(cadence)
-        return fields
 
 
 @dataclass
@@ -205,13 +149,14 @@ class _Trainer:
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
+        boost = c.learning_rate_boost()
         rates = {
-            "means": c.means_lr * self.scene_scale,
-            "quats": c.quats_lr,
-            "scales": c.scales_lr,
+            "means": c.means_lr * self.scene_scale * boost,
+            "quats": c.quats_lr * boost,
+            "scales": c.scales_lr * boost,
             "opacities": c.opacities_lr,
-            "sh0": c.sh0_lr,
-            "shN": c.shN_lr,
+            "sh0": c.sh0_lr * boost,
+            "shN": c.shN_lr * boost,
         }
         return {
             key: torch.optim.Adam([{"params": self.params[key], "lr": lr, "name": key}], eps=1e-15)
@@ -244,7 +189,7 @@ class _Trainer:
     def means_lr(self, step: int) -> float:
         c = self.config
         decay = c.means_lr_final_ratio ** (step / max(1, c.steps))
-        return c.means_lr * self.scene_scale * decay
+        return c.means_lr * self.scene_scale * c.learning_rate_boost() * decay
 
     def view_at(self, step: int) -> int:
         """Shuffled epochs over the training views, reproducible from the step alone."""
@@ -386,6 +331,18 @@ def train_splat(
     checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views."""
     if config.steps <= 0 or config.max_splats <= 0:
         raise ValueError("steps and max_splats must be positive")
+    threads_before = torch.get_num_threads()
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train(views, config, work_dir, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(
+    views: TrainingViews, config: TrainConfig, work_dir: Path, progress: Progress | None
+) -> TrainResult:
     trainer = _Trainer(views, config, work_dir)
     if trainer.try_resume() and progress is not None:
         progress(trainer.step / config.steps, f"resumed at step {trainer.step}")

@@ -1,0 +1,70 @@
+"""Training configuration; free of torch so presets and definitions import it cheaply."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how; zero-valued schedule fields are derived from `steps`.
+
+    Learning rates are gsplat's simple_trainer defaults, multiplied (all but opacity) by
+    `lr_boost` so short runs converge: 0 derives sqrt(3000 / steps) clipped to [1, 3].
+    Refinement, SH growth and the means decay are scaled to `steps` so short runs densify.
+    """
+
+    steps: int
+    max_splats: int
+    sh_degree: int = 3
+    holdout_every: int = 8
+    image_max_size: int = 0
+    strategy: str = "default"
+    checkpoint_every: int = 0
+    preview_every: int = 0
+    seed: int = 0
+    device: str = "auto"
+    ssim_lambda: float = 0.2
+    means_lr: float = 1.6e-4
+    means_lr_final_ratio: float = 0.01
+    scales_lr: float = 5e-3
+    quats_lr: float = 1e-3
+    opacities_lr: float = 5e-2
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    lr_boost: float = 0.0
+    init_opacity: float = 0.1
+    init_scale: float = 1.0
+    sh_degree_interval: int = 0
+    refine_start: int = 0
+    refine_stop: int = 0
+    refine_every: int = 0
+    grow_grad2d: float = 2e-4
+    random_background: bool = False
+    cpu_tile_size: int = 8
+    num_threads: int = 0
+    mcmc_opacity_reg: float = 0.01
+    mcmc_scale_reg: float = 0.01
+    mcmc_noise_lr: float = 5e5
+
+    def schedule(self) -> dict[str, int]:
+        """Steps for SH growth and refinement, scaled from gsplat's 30k-step defaults."""
+        every = self.refine_every or min(100, max(10, self.steps // 60))
+        return {
+            "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
+            "refine_every": every,
+            "refine_start": self.refine_start or min(500, max(every, self.steps // 20)),
+            "refine_stop": self.refine_stop or min(15_000, self.steps // 2),
+        }
+
+    def learning_rate_boost(self) -> float:
+        return self.lr_boost or min(3.0, max(1.0, math.sqrt(3000 / self.steps)))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Fields a checkpoint must agree on to be resumed (not output cadences)."""
+        fields = asdict(self)
+        for cadence in ("checkpoint_every", "preview_every", "device", "num_threads"):
+            fields.pop(cadence)
+        return fields

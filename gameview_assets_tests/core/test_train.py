@@ -1,0 +1,237 @@
+"""Training on synthetic scenes rendered from known Gaussians; views from a COLMAP model."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gameview_assets.core.metrics import psnr
+from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
+from gameview_assets.core.train.data import TrainingViews, load_views
+from gameview_assets.core.train.rasterizer import rasterization
+from gameview_assets.core.train.splats import init_splats
+from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def look_at(eye: np.ndarray) -> np.ndarray:
+    """Camera-to-world (OpenCV axes) at `eye` looking at the origin, world z up."""
+    forward = -eye / np.linalg.norm(eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    c2w = np.eye(4)
+    c2w[:3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)
+    c2w[:3, 3] = eye
+    return c2w
+
+
+def make_scene(n_views: int = 10, n_gaussians: int = 150, width: int = 40, seed: int = 0):
+    """Views of random ground-truth Gaussians from an orbit, rendered by our rasterizer, with
+    noisy ground-truth centres and colours as the 'sparse points'."""
+    g = torch.Generator().manual_seed(seed)
+    height = width * 3 // 4
+    means = (torch.rand(n_gaussians, 3, generator=g) - 0.5) * 2
+    quats = torch.randn(n_gaussians, 4, generator=g)
+    scales = torch.rand(n_gaussians, 3, generator=g) * 0.1 + 0.05
+    opacities = torch.rand(n_gaussians, generator=g) * 0.5 + 0.5
+    colors = torch.rand(n_gaussians, 3, generator=g)
+    K = torch.tensor([[width * 0.8, 0, width / 2], [0, width * 0.8, height / 2], [0, 0, 1.0]])
+    angles = np.linspace(0, 2 * math.pi, n_views, endpoint=False)
+    c2ws = torch.tensor(
+        np.stack([look_at(np.array([4 * math.cos(a), 4 * math.sin(a), 1.0])) for a in angles]),
+        dtype=torch.float32,
+    )
+    images = []
+    for c2w in c2ws:
+        rendered, _, _ = rasterization(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            torch.linalg.inv(c2w)[None],
+            K[None],
+            width,
+            height,
+        )
+        images.append((rendered[0].clamp(0, 1) * 255).round().byte())
+    return TrainingViews(
+        names=[f"{i:03d}.png" for i in range(n_views)],
+        images=images,
+        Ks=K[None].repeat(n_views, 1, 1),
+        camtoworlds=c2ws,
+        widths=[width] * n_views,
+        heights=[height] * n_views,
+        points=means + torch.randn(n_gaussians, 3, generator=g) * 0.05,
+        points_rgb=((colors + torch.randn(n_gaussians, 3, generator=g) * 0.1).clamp(0, 1) * 255)
+        .round()
+        .byte(),
+    )
+
+
+def held_out_psnr(splats: dict[str, torch.Tensor], views: TrainingViews, ids: list[int]) -> float:
+    values = []
+    for i in ids:
+        rendered = render_image(
+            splats,
+            views.camtoworlds[i].numpy(),
+            views.Ks[i].numpy(),
+            views.widths[i],
+            views.heights[i],
+        )
+        values.append(psnr(torch.from_numpy(rendered).float(), views.images[i].float(), 255.0))
+    return float(np.mean(values))
+
+
+def test_training_improves_held_out_psnr_within_the_splat_cap(tmp_path: Path) -> None:
+    views = make_scene()
+    config = TrainConfig(steps=150, max_splats=400, sh_degree=1, preview_every=75, num_threads=1)
+    initial = init_splats(
+        views.points, views.points_rgb, 1, 400, 0.1, 1.0, torch.Generator().manual_seed(0)
+    )
+    before = held_out_psnr(initial, views, [0, 8])
+    result = train_splat(views, config, tmp_path)
+    assert result.num_eval_views == 2
+    assert result.psnr == pytest.approx(held_out_psnr(result.splats, views, [0, 8]), abs=0.2)
+    assert result.psnr > before + 4, (before, result.psnr)
+    assert 0 < result.ssim <= 1
+    assert len(views.points) < result.num_splats <= 400
+    assert [entry["step"] for entry in result.eval_history] == [75, 150]
+    assert [path.name for path in result.previews] == ["step_000075.png", "step_000150.png"]
+    assert Image.open(result.previews[-1]).size == (40, 30)
+    assert result.steps_per_second > 0 and result.peak_memory_mb > 0
+    saved = tmp_path / "splats.pt"
+    save_splats(result.splats, saved)
+    reloaded = load_splats(saved)
+    assert set(reloaded) == {"means", "quats", "scales", "opacities", "sh0", "shN"}
+    assert reloaded["shN"].shape == (result.num_splats, 3, 3)
+
+
+def test_max_splats_caps_initialisation_and_growth(tmp_path: Path) -> None:
+    views = make_scene(n_views=4, n_gaussians=150)
+    result = train_splat(
+        views, TrainConfig(steps=40, max_splats=100, holdout_every=0, num_threads=1), tmp_path
+    )
+    assert result.num_splats <= 100
+    assert result.num_eval_views == 0 and math.isnan(result.psnr)
+
+
+RUN_UNTIL_KILLED = """
+import sys, time
+from pathlib import Path
+from gameview_assets_tests.core.test_train import RESUME_CONFIG, make_scene
+from gameview_assets.core.train.trainer import train_splat
+
+def slow_after_first_checkpoint(fraction, message):
+    if fraction >= 0.5:
+        time.sleep(60)
+
+train_splat(make_scene(), RESUME_CONFIG, Path(sys.argv[1]), slow_after_first_checkpoint)
+"""
+RESUME_CONFIG = TrainConfig(
+    steps=60, max_splats=300, sh_degree=1, checkpoint_every=20, num_threads=1
+)
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    work_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", RUN_UNTIL_KILLED, str(work_dir)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = load_checkpoint(work_dir / "checkpoints")
+            if state is not None and state["step"] >= 20:
+                break
+            assert process.poll() is None, "training exited before it was killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint was written")
+    finally:
+        process.kill()
+        process.wait()
+    assert state["step"] in (20, 40)
+
+    resumed = train_splat(make_scene(), RESUME_CONFIG, work_dir)
+    assert resumed.resumed_from_step == state["step"]
+    assert resumed.steps == 60
+    assert [entry["step"] for entry in resumed.eval_history][-1] == 60
+
+    uninterrupted = train_splat(make_scene(), RESUME_CONFIG, tmp_path / "uninterrupted")
+    assert uninterrupted.resumed_from_step == 0
+    assert resumed.num_splats == uninterrupted.num_splats
+    for key, value in uninterrupted.splats.items():
+        torch.testing.assert_close(resumed.splats[key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_incompatible_checkpoint_is_not_resumed(tmp_path: Path) -> None:
+    views = make_scene(n_views=4)
+    train_splat(
+        views, TrainConfig(steps=20, max_splats=200, checkpoint_every=10, num_threads=1), tmp_path
+    )
+    assert load_checkpoint(tmp_path / "checkpoints")["step"] == 10
+    again = train_splat(
+        views, TrainConfig(steps=20, max_splats=250, checkpoint_every=10, num_threads=1), tmp_path
+    )
+    assert again.resumed_from_step == 0
+
+
+def write_colmap_model(model_dir: Path, images_dir: Path, views: TrainingViews) -> None:
+    import pycolmap
+
+    reconstruction = pycolmap.Reconstruction()
+    K = views.Ks[0].numpy()
+    camera = pycolmap.Camera(
+        model="PINHOLE",
+        width=views.widths[0],
+        height=views.heights[0],
+        params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
+        camera_id=1,
+    )
+    reconstruction.add_camera_with_trivial_rig(camera)
+    images_dir.mkdir(parents=True)
+    for i, name in enumerate(views.names):
+        world_to_cam = np.linalg.inv(views.camtoworlds[i].double().numpy())[:3]
+        image = pycolmap.Image(name=name, camera_id=1, image_id=i + 1)
+        reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(world_to_cam))
+        Image.fromarray(views.images[i].numpy()).save(images_dir / name)
+    for xyz, rgb in zip(views.points.double().numpy(), views.points_rgb.numpy(), strict=True):
+        reconstruction.add_point3D(xyz, pycolmap.Track(), rgb)
+    model_dir.mkdir(parents=True)
+    reconstruction.write_binary(str(model_dir))
+
+
+def test_load_views_reads_colmap_model_and_downscales(tmp_path: Path) -> None:
+    views = make_scene(n_views=3, width=64)
+    write_colmap_model(tmp_path / "sparse", tmp_path / "images", views)
+    full = load_views(tmp_path / "sparse", tmp_path / "images")
+    assert full.names == views.names and full.widths == [64] * 3 and full.heights == [48] * 3
+    torch.testing.assert_close(full.camtoworlds, views.camtoworlds, atol=1e-5, rtol=0)
+    torch.testing.assert_close(full.Ks, views.Ks)
+    assert torch.equal(full.images[1], views.images[1])
+    assert len(full.points) == len(views.points) and full.points_rgb.dtype == torch.uint8
+
+    small = load_views(tmp_path / "sparse", tmp_path / "images", image_max_size=32)
+    assert small.images[0].shape == (24, 32, 3) and small.widths[0] == 32
+    torch.testing.assert_close(small.Ks[0, :2], views.Ks[0, :2] / 2)
+
+
+def test_mcmc_strategy_trains_on_cpu_within_its_cap(tmp_path: Path) -> None:
+    views = make_scene()
+    config = TrainConfig(steps=200, max_splats=170, sh_degree=1, strategy="mcmc", num_threads=1)
+    result = train_splat(views, config, tmp_path)
+    assert result.num_splats == 170
+    initial = init_splats(
+        views.points, views.points_rgb, 1, 170, 0.5, 0.1, torch.Generator().manual_seed(0)
+    )
+    assert result.psnr > held_out_psnr(initial, views, [0, 8]) + 3

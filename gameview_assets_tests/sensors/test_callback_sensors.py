@@ -1,0 +1,231 @@
+"""Run-status sensors: real runs in a test instance, callbacks received over real HTTP."""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetExecutionContext,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    Failure,
+    asset,
+    build_run_status_sensor_context,
+    define_asset_job,
+    instance_for_test,
+)
+
+from gameview_assets.core.callback_payload import verify_signature
+from gameview_assets.jobs import PROCESS_JOB_NAME
+from gameview_assets.partitions import productions
+from gameview_assets.resources.callbacks import StudioCallbacks
+from gameview_assets.resources.storage import StoreResource
+from gameview_assets.sensors.callback_sensors import (
+    production_canceled_sensor,
+    production_completed_sensor,
+    production_failed_sensor,
+)
+from gameview_assets_tests.callback_server import CallbackServer, Received
+
+PRODUCTION = "kitchen"
+SECRET = "sensor-secret"
+METRICS = {"frames_extracted": 40, "frames_registered": 38, "splats": 51234, "psnr": 24.5}
+
+
+@asset(partitions_def=productions)
+def frames(context: AssetExecutionContext) -> None:
+    behaviour = context.run.tags.get("test/behaviour")
+    if behaviour == "capture_error":
+        raise Failure(
+            description="only 3 sharp frames in videos/a.mp4. Film for longer",
+            metadata={
+                "stage": "frames",
+                "code": "too_few_frames",
+                "message": "only 3 sharp frames in videos/a.mp4",
+                "hint": "film for longer, moving slowly around the subject",
+            },
+        )
+    if behaviour == "crash":
+        raise RuntimeError("boom in frames")
+
+
+@asset(partitions_def=productions, deps=[frames])
+def bundle() -> None:
+    pass
+
+
+defs = Definitions(
+    assets=[frames, bundle],
+    jobs=[define_asset_job(PROCESS_JOB_NAME, selection=[frames, bundle])],
+)
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(productions.name, [PRODUCTION])
+        yield instance
+
+
+@pytest.fixture
+def server() -> Iterator[CallbackServer]:
+    with CallbackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def store(tmp_path: Path, server: CallbackServer) -> Path:
+    manifest = {"preset": "preview", "callback_url": f"{server.url}/studio/{PRODUCTION}"}
+    (tmp_path / PRODUCTION / "videos").mkdir(parents=True)
+    (tmp_path / PRODUCTION / "production.json").write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def write_results(store: Path) -> None:
+    results = store / PRODUCTION / "results"
+    results.mkdir(parents=True)
+    (results / "scene.ply").write_bytes(b"ply\n")
+    (results / "cameras.json").write_text("[]")
+    (results / "thumbnail.jpg").write_bytes(b"\xff\xd8")
+    (results / "bundle.json").write_text(json.dumps({"files": [], "metrics": METRICS}))
+
+
+def run(instance: DagsterInstance, behaviour: str, **kwargs: Any) -> ExecuteInProcessResult:
+    return defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
+        instance=instance,
+        partition_key=PRODUCTION,
+        tags={"test/behaviour": behaviour},
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def evaluate(sensor, instance, result: ExecuteInProcessResult, store: Path, server) -> None:
+    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={
+            "store": StoreResource(root=str(store)),
+            "callbacks": StudioCallbacks(
+                default_url=f"{server.url}/default",
+                secret=SECRET,
+                allowed_hosts=["127.0.0.1"],
+                backoff_s=0.01,
+            ),
+        },
+    )
+    sensor(context)
+
+
+def only_callback(server: CallbackServer) -> Received:
+    (received,) = server.wait_for(1)
+    time.sleep(0.05)
+    assert len(server.received) == 1
+    ts, sig = received.headers["X-GameView-Timestamp"], received.headers["X-GameView-Signature"]
+    assert verify_signature(SECRET, ts, received.body, sig)
+    return received
+
+
+def test_success_sends_completed_with_results_and_metrics(instance, store, server) -> None:
+    write_results(store)
+    result = run(instance, "ok")
+    assert result.success
+
+    evaluate(production_completed_sensor, instance, result, store, server)
+
+    received = only_callback(server)
+    body = received.json
+    assert received.path == f"/studio/{PRODUCTION}"
+    assert body["status"] == "completed"
+    assert body["production_id"] == PRODUCTION
+    assert body["run_id"] == result.run_id
+    assert body["progress"] == 1.0
+    assert body["metrics"] == METRICS
+    assert body["error"] is None
+    expected = {
+        "ply": "scene.ply",
+        "cameras": "cameras.json",
+        "thumbnail": "thumbnail.jpg",
+        "bundle": "bundle.json",
+    }
+    assert set(body["results"]) == set(expected)
+    for name, file_name in expected.items():
+        entry = body["results"][name]
+        assert entry["key"] == f"{PRODUCTION}/results/{file_name}"
+        assert entry["url"] == (store / PRODUCTION / "results" / file_name).as_uri()
+
+
+def test_success_without_results_reports_them_missing(instance, store, server) -> None:
+    result = run(instance, "ok")
+
+    evaluate(production_completed_sensor, instance, result, store, server)
+
+    body = only_callback(server).json
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "results_missing"
+
+
+def test_a_subset_run_that_does_not_publish_sends_nothing(instance, store, server) -> None:
+    write_results(store)
+    result = run(instance, "ok", asset_selection=[frames.key])
+    assert result.success
+
+    evaluate(production_completed_sensor, instance, result, store, server)
+
+    time.sleep(0.05)
+    assert server.received == []
+
+
+def test_stage_failure_sends_its_stage_code_message_and_hint(instance, store, server) -> None:
+    result = run(instance, "capture_error")
+    assert not result.success
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    body = only_callback(server).json
+    assert body["status"] == "failed"
+    assert body["run_id"] == result.run_id
+    assert body["stage"] == "frames"
+    assert body["results"] is None
+    assert body["error"] == {
+        "stage": "frames",
+        "code": "too_few_frames",
+        "message": "only 3 sharp frames in videos/a.mp4",
+        "hint": "film for longer, moving slowly around the subject",
+    }
+
+
+def test_unexpected_error_is_an_internal_error(instance, store, server) -> None:
+    result = run(instance, "crash")
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    error = only_callback(server).json["error"]
+    assert error["stage"] == "frames"
+    assert error["code"] == "internal_error"
+    assert "boom in frames" in error["message"]
+    assert error["hint"]
+
+
+def test_unreadable_manifest_falls_back_to_the_default_url(instance, store, server) -> None:
+    (store / PRODUCTION / "production.json").write_text("{oops")
+    result = run(instance, "capture_error")
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    assert only_callback(server).path == "/default"
+
+
+def test_canceled_run_sends_failed(instance, store, server) -> None:
+    result = run(instance, "crash")
+
+    evaluate(production_canceled_sensor, instance, result, store, server)
+
+    assert only_callback(server).json["error"]["code"] == "canceled"
