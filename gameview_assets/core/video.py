@@ -192,7 +192,7 @@ def _select_from_video(
 
     for index, rgb in enumerate(_decode(info.path, width, height, candidate_fps)):
         time_s = index / candidate_fps
-        frame_window = int(math.floor(time_s * rate + 1e-9))
+        frame_window = math.floor(time_s * rate + 1e-9)
         if frame_window != window:
             flush()
             best, window = None, frame_window

@@ -1,20 +1,32 @@
-"""All five assets materialized for a synthetic production in a test instance."""
+"""End to end in a test instance: a production dropped into the local store is picked up by
+the upload sensor, all five assets are materialized, results are published and the studio
+app's callback server receives `processing` and then `completed`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, instance_for_test
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    instance_for_test,
+)
 from PIL import Image
 
-from gameview_assets.cli import submit_production
+from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.export import read_ply
 from gameview_assets.definitions import build_definitions
 from gameview_assets.jobs import PROCESS_JOB_NAME
-from gameview_assets.partitions import productions
+from gameview_assets.sensors.callback_sensors import production_completed_sensor
+from gameview_assets.sensors.upload_sensor import production_upload_sensor
 from gameview_assets.settings import Settings
+from gameview_assets_tests.callback_server import CallbackServer
 
 STAGES = ["source_videos", "frames", "sparse_model", "splat", "bundle"]
+SECRET = "e2e-secret"
 
 
 @pytest.fixture(scope="module")
@@ -26,31 +38,63 @@ def orbit_video(tmp_path_factory) -> Path:
     return path
 
 
-def test_materializes_every_stage(gameview_env, orbit_video):
-    settings = Settings.from_env()
-    defs = build_definitions(settings)
-    submit_production(settings, [orbit_video], "preview", "synthetic")
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions(productions.name, ["synthetic"])
-        result = defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
-            instance=instance, partition_key="synthetic"
-        )
-        assert result.success
-        metadata = {}
-        for stage in STAGES:
-            event = instance.get_latest_materialization_event(AssetKey(stage))
-            assert event is not None and event.dagster_event.partition == "synthetic"
-            metadata[stage] = {
-                k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()
-            }
-        checks = [
-            e.dagster_event.event_specific_data
-            for e in instance.all_logs(
-                result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-            )
-        ]
-    assert len(checks) == 3 and all(check.passed for check in checks)
+def drop_production(store: Path, production_id: str, video: Path, callback_url: str) -> None:
+    """What the studio app does: videos first, the manifest last."""
+    (store / production_id / "videos").mkdir(parents=True)
+    shutil.copyfile(video, store / production_id / "videos" / video.name)
+    manifest = {"preset": "preview", "callback_url": callback_url}
+    (store / production_id / "production.json").write_text(json.dumps(manifest))
 
+
+def materialized_metadata(instance, stage: str) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey(stage))
+    assert event is not None and event.dagster_event.partition == "synthetic"
+    return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypatch, orbit_video):
+    with CallbackServer() as server:
+        monkeypatch.setenv("GAMEVIEW_CALLBACK_SECRET", SECRET)
+        monkeypatch.setenv("GAMEVIEW_CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+        settings = Settings.from_env()
+        defs = build_definitions(settings)
+        drop_production(settings.store_root, "synthetic", orbit_video, f"{server.url}/cb")
+        with instance_for_test() as instance:
+            tick = production_upload_sensor(
+                build_sensor_context(instance=instance, resources=defs.resources)
+            )
+            (request,) = tick.run_requests
+            for partitions in tick.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(
+                    partitions.partitions_def_name, partitions.partition_keys
+                )
+            result = defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
+                instance=instance, partition_key=request.partition_key, tags=request.tags
+            )
+            assert result.success
+            metadata = {stage: materialized_metadata(instance, stage) for stage in STAGES}
+            checks = [
+                e.dagster_event.event_specific_data
+                for e in instance.all_logs(
+                    result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+                )
+            ]
+            production_completed_sensor(
+                build_run_status_sensor_context(
+                    sensor_name=production_completed_sensor.name,
+                    dagster_event=result.get_run_success_event(),
+                    dagster_instance=instance,
+                    dagster_run=result.dagster_run,
+                    resources=defs.resources,
+                )
+            )
+        received = [r.json for r in server.wait_for(1)]
+        for r in server.received:
+            assert verify_signature(
+                SECRET, r.headers["X-GameView-Timestamp"], r.body, r.headers["X-GameView-Signature"]
+            )
+
+    assert len(checks) == 3 and all(check.passed for check in checks)
     assert metadata["source_videos"]["videos"] == 1
     assert "data:image/jpeg;base64," in metadata["frames"]["contact_sheet"]
     extracted = metadata["frames"]["frames_extracted"]
@@ -58,7 +102,7 @@ def test_materializes_every_stage(gameview_env, orbit_video):
     assert metadata["splat"]["held_out_psnr"] > 18
     assert "data:image/jpeg;base64," in metadata["bundle"]["thumbnail"]
 
-    results = Path(settings.store_root) / "synthetic" / "results"
+    results = settings.store_root / "synthetic" / "results"
     assert sorted(p.name for p in results.iterdir()) == [
         "bundle.json", "cameras.json", "scene.ply", "thumbnail.jpg"
     ]  # fmt: skip
@@ -69,8 +113,25 @@ def test_materializes_every_stage(gameview_env, orbit_video):
     assert len(read_ply(results / "scene.ply")) == bundle["metrics"]["splats"]
     cameras = json.loads((results / "cameras.json").read_text())
     assert len(cameras) == extracted
-    assert {"id", "img_name", "width", "height", "position", "rotation", "fx", "fy"} == set(
-        cameras[0]
-    )
+    assert set(cameras[0]) == {
+        "id",
+        "img_name",
+        "width",
+        "height",
+        "position",
+        "rotation",
+        "fx",
+        "fy",
+    }
     with Image.open(results / "thumbnail.jpg") as thumbnail:
         assert thumbnail.format == "JPEG" and thumbnail.width == 640
+
+    statuses = [r["status"] for r in received]
+    assert statuses[-1] == "completed" and set(statuses[:-1]) == {"processing"}
+    assert {r["stage"] for r in received[:-1]} == set(STAGES)
+    progress = [r["progress"] for r in received[:-1]]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    completed = received[-1]
+    assert completed["production_id"] == "synthetic" and completed["run_id"] == result.run_id
+    assert completed["results"]["ply"]["key"] == "synthetic/results/scene.ply"
+    assert completed["metrics"]["frames_registered"] == extracted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_extract_keeps_one_frame_per_window_at_the_requested_size(
     for frame in frames:
         with Image.open(tmp_path / frame.name) as image:
             assert image.size == (128, 96) == (frame.width, frame.height)
-    assert all(b.time_s - a.time_s >= 0.1 for a, b in zip(frames, frames[1:], strict=False))
+    assert all(b.time_s - a.time_s >= 0.1 for a, b in itertools.pairwise(frames))
 
 
 def test_extract_caps_the_frame_count(orbit_video: Path, tmp_path: Path) -> None:

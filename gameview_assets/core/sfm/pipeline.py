@@ -98,9 +98,10 @@ def register_images(
     work_dir.mkdir(parents=True, exist_ok=True)
     with Image.open(image_dir / names[0]) as first:
         image_side = max(first.size)
-    rungs = ladder.build_ladder(len(names), image_side, options.max_image_size, options.max_features,
-                                options.fast_image_size, options.fast_features,
-                                options.sequential_overlap, options.exhaustive_max_images)
+    rungs = ladder.build_ladder(len(names), image_side, options.max_image_size,
+                                options.max_features, options.fast_image_size,
+                                options.fast_features, options.sequential_overlap,
+                                options.exhaustive_max_images)
     timings: dict[str, float] = {}
     tried: list[dict] = []
     best = _Best()
