@@ -53,7 +53,7 @@ def bundle(
     """Export scene.ply, cameras.json, thumbnail.jpg and bundle.json, then publish them."""
     from gameview_assets.core.colmap_model import read_cameras
     from gameview_assets.core.thumbnail import write_thumbnail
-    from gameview_assets.core.train import load_splats
+    from gameview_assets.core.train.checkpoint import load_splats
 
     production_id = context.partition_key
     paths = workdir.production(production_id)

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckResult,
@@ -24,6 +25,9 @@ from gameview_assets.core.errors import CaptureError
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import WorkdirResource
+
+if TYPE_CHECKING:
+    from gameview_assets.core.sfm import PoseResult
 
 STAGE = "sparse_model"
 REGISTRATION_CHECK = "enough_frames_registered"
@@ -61,7 +65,6 @@ def sparse_model(
         for key, value in asdict(result).items()
     }
     paths.poses_index.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    fraction = result.num_registered / max(result.num_images, 1)
     sharpness = {frame["name"]: frame["sharpness"] for frame in extracted}
     per_frame = [
         {**frame, "sharpness": round(sharpness.get(frame["name"], 0.0), 1)}
@@ -70,7 +73,7 @@ def sparse_model(
     metadata = {
         "frames_registered": result.num_registered,
         "frames_extracted": result.num_images,
-        "registered_fraction": round(fraction, 3),
+        "registered_fraction": round(result.num_registered / max(result.num_images, 1), 3),
         "points_3d": result.num_points,
         "mean_reprojection_error_px": round(result.mean_reprojection_error, 3),
         "rung": result.rung,
@@ -80,12 +83,15 @@ def sparse_model(
     report.finish(paths)
     return MaterializeResult(
         metadata=metadata,
-        check_results=[registration_check(result, fraction, preset.min_registered_fraction)],
+        check_results=[registration_check(result, extracted, preset.min_registered_fraction)],
     )
 
 
-def registration_check(result, fraction: float, floor: float) -> AssetCheckResult:
-    """Pass when at least `floor` of the extracted frames were registered."""
+def registration_check(
+    result: "PoseResult", extracted: list[dict], floor: float
+) -> AssetCheckResult:
+    """Pass when at least `floor` of the extracted frames were registered; else say why."""
+    fraction = result.num_registered / max(result.num_images, 1)
     passed = fraction >= floor
     metadata: dict[str, object] = {
         "registered": result.num_registered,
@@ -94,9 +100,12 @@ def registration_check(result, fraction: float, floor: float) -> AssetCheckResul
     }
     description = f"{result.num_registered} of {result.num_images} frames registered"
     if not passed:
-        from gameview_assets.core.sfm import diagnose_registration
+        from gameview_assets.core.sfm import FrameStats, diagnose_capture
 
-        code, message, hint = diagnose_registration(result)
+        frames = [
+            FrameStats(f["name"], f["video"], f["sharpness"], f["brightness"]) for f in extracted
+        ]
+        code, message, hint = diagnose_capture(frames, result.registered)
         metadata.update({"stage": STAGE, "code": code, "message": message, "hint": hint})
         description = f"{message}. {hint}"
     return AssetCheckResult(

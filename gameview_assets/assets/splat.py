@@ -48,7 +48,10 @@ def splat(
     Checkpoints live in the work directory, so a retried or killed step resumes; they are
     discarded when the sparse model or preset they were trained from changes.
     """
-    from gameview_assets.core.train import TrainConfig, load_views, save_splats, train_splat
+    from gameview_assets.core.train.checkpoint import save_splats
+    from gameview_assets.core.train.config import TrainConfig
+    from gameview_assets.core.train.data import load_views
+    from gameview_assets.core.train.trainer import train_splat
 
     paths = workdir.production(context.partition_key)
     manifest, preset = load_run_manifest(paths)

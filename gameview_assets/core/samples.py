@@ -118,8 +118,9 @@ def render_orbit_images(out_dir: Path, count: int = 24, size: tuple[int, int] = 
 
 def render_orbit_video(out_path: Path, seconds: float = 6.0, fps: int = 10,
                        size: tuple[int, int] = (480, 360), seed: int = 0,
-                       ) -> list[SyntheticCamera]:
-    """An H.264 MP4 of one full orbit; camera i is the video frame at i / fps seconds."""
+                       supersample: int = 1) -> list[SyntheticCamera]:
+    """An H.264 MP4 of one full orbit; camera i is the video frame at i / fps seconds.
+    Not supersampled by default: the encoder smooths aliasing and rendering stays quick."""
     from gameview_assets.core.video import ffmpeg_exe
 
     out_path = Path(out_path)
@@ -135,7 +136,7 @@ def render_orbit_video(out_path: Path, seconds: float = 6.0, fps: int = 10,
     with subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdin is not None
         for camera in cameras:
-            process.stdin.write(render(camera, seed).tobytes())
+            process.stdin.write(render(camera, seed, supersample).tobytes())
         process.stdin.close()
         error = process.stderr.read().decode(errors="replace") if process.stderr else ""
         if process.wait() != 0:

@@ -14,7 +14,7 @@ def write_thumbnail(
     """Render from the middle registered view (a typical view of the subject) as a JPEG."""
     from PIL import Image
 
-    from gameview_assets.core.train import render_image
+    from gameview_assets.core.train.trainer import render_image
 
     camera = cameras[len(cameras) // 2]
     scale = width / camera.width

@@ -21,7 +21,7 @@ from gameview_assets.core.export import read_ply
 from gameview_assets.definitions import build_definitions
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.sensors.callback_sensors import production_completed_sensor
-from gameview_assets.sensors.upload_sensor import production_upload_sensor
+from gameview_assets.sensors.upload_sensor import upload_sensor
 from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer
 
@@ -60,7 +60,7 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
         defs = build_definitions(settings)
         drop_production(settings.store_root, "synthetic", orbit_video, f"{server.url}/cb")
         with instance_for_test() as instance:
-            tick = production_upload_sensor(
+            tick = upload_sensor(
                 build_sensor_context(instance=instance, resources=defs.resources)
             )
             (request,) = tick.run_requests

@@ -203,8 +203,7 @@ def _finish(
                                  if model is not None else 0.0),
         registered=sorted(registered),
         rung=best.rung,
-        frames=[{"name": name, "registered": name in registered,
-                 "num_observations": registered.get(name, 0)} for name in names],
+        frames=_frame_rows(names, registered, frames),
         timings=timings,
         rungs_tried=tried,
     )
@@ -222,6 +221,21 @@ def _finish(
     if progress is not None:
         progress(1.0, f"registered {len(registered)} of {len(names)} frames")
     return result
+
+
+def _frame_rows(names: list[str], registered: dict[str, int],
+                frames: Sequence[FrameLike] | None) -> list[dict]:
+    """Per frame: registered or not, 3D points seen, and sharpness/brightness when known."""
+    measured = {frame.name: frame for frame in frames or ()}
+    rows = []
+    for name in names:
+        row: dict = {"name": name, "registered": name in registered,
+                     "num_observations": registered.get(name, 0)}
+        if name in measured:
+            row["sharpness"] = round(measured[name].sharpness, 1)
+            row["brightness"] = round(measured[name].brightness, 1)
+        rows.append(row)
+    return rows
 
 
 def _replace(result: PoseResult, **changes: object) -> PoseResult:

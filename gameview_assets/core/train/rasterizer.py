@@ -12,6 +12,7 @@ returned `info` carries what gsplat's densification strategies read.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999
 MIN_TRANSMITTANCE = 1e-4
 MAX_EXTENT_SIGMAS = 3.33
+CHUNK_ROWS = 16
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:
@@ -115,20 +117,38 @@ def project_gaussians(
     return means2d, conics, z * valid, radii
 
 
-def _bin_and_sort(
+@dataclass(frozen=True)
+class TileLayout:
+    """Overlaps of projected Gaussians with tiles, sorted by (camera, tile, depth) and padded
+    so that every tile owns whole chunks of CHUNK_ROWS rows.
+
+    source [R]: the projected Gaussian behind each row (M, one past the last, for padding);
+    chunk_tiles [R / CHUNK_ROWS]: global tile id (camera * tiles + tile) of each chunk;
+    chunk_first / chunk_last: the first and last chunk of the same tile;
+    chunk_px / chunk_py: pixel-centre coordinates of the tile's top-left slot.
+    """
+
+    source: Tensor
+    chunk_tiles: Tensor
+    chunk_first: Tensor
+    chunk_last: Tensor
+    chunk_px: Tensor
+    chunk_py: Tensor
+    total_tiles: int
+    tile_size: int
+
+
+def bin_gaussians(
     means2d: Tensor,
     radii: Tensor,
     depths: Tensor,
     camera_ids: Tensor,
+    n_cameras: int,
     tiles_x: int,
     tiles_y: int,
     tile_size: int,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Overlaps of M projected Gaussians with tiles, sorted by (camera, tile, depth).
-
-    Returns, per overlap row: the Gaussian's index into the M inputs, its global tile id
-    (camera * tiles + tile), and the row where its tile's segment starts.
-    """
+) -> TileLayout:
+    """Tile layout for M projected Gaussians (means2d [M, 2], radii [M, 2], depths [M])."""
     device = means2d.device
     mx, my = means2d.unbind(-1)
     rx, ry = radii.unbind(-1)
@@ -143,20 +163,180 @@ def _bin_and_sort(
     counts = counts[front_to_back]
     row_gaussian = torch.repeat_interleave(front_to_back, counts)
     first_row = torch.cumsum(counts, 0) - counts
-    local = torch.arange(len(row_gaussian), device=device) - torch.repeat_interleave(
-        first_row, counts
-    )
+    local = torch.arange(len(row_gaussian), device=device)
+    local -= torch.repeat_interleave(first_row, counts)
     row_span = span_x[row_gaussian]
     tile_x = x0[row_gaussian] + local % row_span
     tile_y = y0[row_gaussian] + local // row_span
-    tile_ids = camera_ids[row_gaussian] * (tiles_x * tiles_y) + tile_y * tiles_x + tile_x
+    tiles_per_camera = tiles_x * tiles_y
+    tile_ids = camera_ids[row_gaussian] * tiles_per_camera + tile_y * tiles_x + tile_x
     tile_ids, by_tile = torch.sort(tile_ids, stable=True)
     row_gaussian = row_gaussian[by_tile]
 
-    total_tiles = int(camera_ids.max().item() + 1 if len(camera_ids) else 1) * tiles_x * tiles_y
-    tile_counts = torch.bincount(tile_ids, minlength=total_tiles)
-    tile_first_row = torch.cumsum(tile_counts, 0) - tile_counts
-    return row_gaussian, tile_ids, tile_first_row[tile_ids]
+    total_tiles = n_cameras * tiles_per_camera
+    tile_rows = torch.bincount(tile_ids, minlength=total_tiles)
+    tile_chunks = (tile_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    tile_first_chunk = torch.cumsum(tile_chunks, 0) - tile_chunks
+    tile_first_row = torch.cumsum(tile_rows, 0) - tile_rows
+    n_chunks = int(tile_chunks.sum())
+    row_in_tile = torch.arange(len(tile_ids), device=device) - tile_first_row[tile_ids]
+    source = torch.full((n_chunks * CHUNK_ROWS,), len(means2d), dtype=torch.long, device=device)
+    source[tile_first_chunk[tile_ids] * CHUNK_ROWS + row_in_tile] = row_gaussian
+    chunk_tiles = torch.repeat_interleave(torch.arange(total_tiles, device=device), tile_chunks)
+    chunk_first = tile_first_chunk[chunk_tiles]
+    tile_in_camera = chunk_tiles % tiles_per_camera
+    return TileLayout(
+        source=source,
+        chunk_tiles=chunk_tiles,
+        chunk_first=chunk_first,
+        chunk_last=chunk_first + tile_chunks[chunk_tiles] - 1,
+        chunk_px=((tile_in_camera % tiles_x) * tile_size).to(means2d.dtype) + 0.5,
+        chunk_py=((tile_in_camera // tiles_x) * tile_size).to(means2d.dtype) + 0.5,
+        total_tiles=total_tiles,
+        tile_size=tile_size,
+    )
+
+
+def _segment_exclusive_prefix(chunk_totals: Tensor, layout: TileLayout) -> Tensor:
+    """Per chunk, the sum of the earlier chunks of its tile (float64 for long tiles)."""
+    inclusive = torch.cumsum(chunk_totals.double(), 0)
+    exclusive = inclusive - chunk_totals
+    return (exclusive - exclusive[layout.chunk_first]).to(chunk_totals.dtype)
+
+
+def _segment_exclusive_suffix(chunk_totals: Tensor, layout: TileLayout) -> Tensor:
+    """Per chunk, the sum of the later chunks of its tile."""
+    inclusive = torch.cumsum(chunk_totals.double(), 0)
+    return (inclusive[layout.chunk_last] - inclusive).to(chunk_totals.dtype)
+
+
+def _strict_triangle(size: int, lower: bool, like: Tensor) -> Tensor:
+    ones = torch.ones(size, size, dtype=like.dtype, device=like.device)
+    return torch.tril(ones, diagonal=-1) if lower else torch.triu(ones, diagonal=1)
+
+
+class _RowGeometry:
+    """Per padded row: offsets of the tile's pixel centres from the mean, and the alphas."""
+
+    def __init__(
+        self, means2d: Tensor, conics: Tensor, opacities: Tensor, layout: TileLayout
+    ) -> None:
+        size = layout.tile_size
+        pad = means2d.new_zeros(1, 1)
+        self.means = torch.cat([means2d, pad.expand(1, 2)])[layout.source]
+        self.conics = torch.cat([conics, pad.expand(1, 3)])[layout.source]
+        self.opacities = torch.cat([opacities, pad[0]])[layout.source]
+        offsets = torch.arange(size, device=means2d.device, dtype=means2d.dtype)
+        chunk_rows = lambda per_chunk: per_chunk.repeat_interleave(CHUNK_ROWS)  # noqa: E731
+        self.dx = (chunk_rows(layout.chunk_px) - self.means[:, 0])[:, None] + offsets
+        self.dy = (chunk_rows(layout.chunk_py) - self.means[:, 1])[:, None] + offsets
+        a, b, c = self.conics.unbind(-1)
+        # sigma[row, j, i] for slot (x = i, y = j): separable terms plus the cross term.
+        sigma = torch.mul((b[:, None] * self.dy)[:, :, None], self.dx[:, None, :])
+        sigma += (0.5 * a[:, None] * self.dx * self.dx)[:, None, :]
+        sigma += (0.5 * c[:, None] * self.dy * self.dy)[:, :, None]
+        self.rows = len(layout.source)
+        # exp(-sigma) and alpha before clamping, [rows, size * size]
+        self.falloff = sigma.neg_().exp_().reshape(self.rows, size * size)
+        self.raw_alpha = self.falloff * self.opacities[:, None]
+
+    def alpha(self) -> Tensor:
+        alpha = self.raw_alpha.clamp_max(MAX_ALPHA)
+        return alpha.masked_fill_(alpha < ALPHA_THRESHOLD, 0.0)
+
+
+class _Composite(torch.autograd.Function):
+    """Front-to-back compositing of tile rows with a hand-written, recomputing backward.
+
+    Transmittance in log space: within a chunk by a triangular matmul, across a tile's
+    chunks by a segmented prefix sum, so nothing loops in Python and memory stays at a few
+    [rows, tile_size**2] buffers.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        means2d: Tensor,
+        conics: Tensor,
+        opacities: Tensor,
+        colors: Tensor,
+        layout: TileLayout,
+    ) -> tuple[Tensor, Tensor]:
+        geometry = _RowGeometry(means2d, conics, opacities, layout)
+        slots = layout.tile_size**2
+        n_chunks = len(layout.chunk_tiles)
+        alpha = geometry.alpha()
+        log_transmit = torch.log1p(alpha.neg()).view(n_chunks, CHUNK_ROWS, slots)
+        lower = _strict_triangle(CHUNK_ROWS, lower=True, like=alpha)
+        log_before = torch.matmul(lower, log_transmit)
+        log_before += _segment_exclusive_prefix(log_transmit.sum(1), layout)[:, None, :]
+        alive = (log_before + log_transmit) > math.log(MIN_TRANSMITTANCE)
+        transmit_before = log_before.exp_().mul_(alive).view(-1, slots)
+        weights = (alpha * transmit_before).view(n_chunks, CHUNK_ROWS, slots)
+        row_colors = torch.cat([colors, colors.new_zeros(1, colors.shape[-1])])[layout.source]
+        chunk_image = torch.bmm(
+            weights.transpose(1, 2), row_colors.view(n_chunks, CHUNK_ROWS, colors.shape[-1])
+        )
+        image = colors.new_zeros(layout.total_tiles, slots, colors.shape[-1])
+        image.index_add_(0, layout.chunk_tiles, chunk_image)
+        log_final = alpha.new_zeros(layout.total_tiles, slots)
+        log_final.index_add_(0, layout.chunk_tiles, (log_transmit * alive).sum(1))
+        transmittance = log_final.exp_()
+        ctx.layout = layout
+        ctx.save_for_backward(means2d, conics, opacities, colors, transmit_before, transmittance)
+        return image, transmittance
+
+    @staticmethod
+    def backward(ctx: Any, grad_image: Tensor, grad_transmittance: Tensor) -> tuple:
+        means2d, conics, opacities, colors, transmit_before, transmittance = ctx.saved_tensors
+        layout: TileLayout = ctx.layout
+        geometry = _RowGeometry(means2d, conics, opacities, layout)
+        size, slots = layout.tile_size, layout.tile_size**2
+        n_chunks, rows = len(layout.chunk_tiles), geometry.rows
+        alpha = geometry.alpha()
+        weights = alpha * transmit_before
+        row_colors = torch.cat([colors, colors.new_zeros(1, colors.shape[-1])])[layout.source]
+        chunk_grad_image = grad_image[layout.chunk_tiles]
+        grad_colors_rows = torch.bmm(weights.view(n_chunks, CHUNK_ROWS, slots), chunk_grad_image)
+        grad_weights = torch.bmm(
+            row_colors.view(n_chunks, CHUNK_ROWS, colors.shape[-1]),
+            chunk_grad_image.transpose(1, 2),
+        ).view(rows, slots)
+        # d loss / d log(1 - alpha_r): every later row's weight and the final transmittance.
+        later = (grad_weights * weights).view(n_chunks, CHUNK_ROWS, slots)
+        upper = _strict_triangle(CHUNK_ROWS, lower=False, like=alpha)
+        grad_log = torch.matmul(upper, later)
+        grad_log += _segment_exclusive_suffix(later.sum(1), layout)[:, None, :]
+        grad_log += (grad_transmittance * transmittance)[layout.chunk_tiles][:, None, :]
+        grad_log = grad_log.view(rows, slots).mul_(transmit_before > 0)
+        grad_alpha = grad_weights.mul_(transmit_before)
+        grad_alpha -= grad_log.div_(1.0 - alpha)
+        grad_alpha.mul_((geometry.raw_alpha >= ALPHA_THRESHOLD) & (geometry.raw_alpha <= MAX_ALPHA))
+        grad_opacities_rows = (grad_alpha * geometry.falloff).sum(1)
+        grad_sigma = grad_alpha.mul_(geometry.raw_alpha).neg_().view(rows, size, size)
+        dx, dy = geometry.dx, geometry.dy
+        column_sums = grad_sigma.sum(1)
+        row_sums = grad_sigma.sum(2)
+        sum_dx = (column_sums * dx).sum(1)
+        sum_dy = (row_sums * dy).sum(1)
+        sum_dx2 = (column_sums * dx * dx).sum(1)
+        sum_dy2 = (row_sums * dy * dy).sum(1)
+        sum_dxdy = (torch.bmm(grad_sigma, dx[:, :, None])[:, :, 0] * dy).sum(1)
+        a, b, c = geometry.conics.unbind(-1)
+        grad_means_rows = -torch.stack([a * sum_dx + b * sum_dy, b * sum_dx + c * sum_dy], -1)
+        grad_conics_rows = torch.stack([0.5 * sum_dx2, sum_dxdy, 0.5 * sum_dy2], -1)
+
+        def to_inputs(row_grads: Tensor, like: Tensor) -> Tensor:
+            padded = row_grads.new_zeros((len(like) + 1, *row_grads.shape[1:]))
+            return padded.index_add_(0, layout.source, row_grads)[:-1]
+
+        return (
+            to_inputs(grad_means_rows, means2d),
+            to_inputs(grad_conics_rows, conics),
+            to_inputs(grad_opacities_rows, opacities),
+            to_inputs(grad_colors_rows.reshape(rows, -1), colors),
+            None,
+        )
 
 
 def composite(
@@ -180,42 +360,20 @@ def composite(
     """
     tiles_x = math.ceil(width / tile_size)
     tiles_y = math.ceil(height / tile_size)
-    n_tiles = tiles_x * tiles_y
-    slots = tile_size * tile_size
-    device, dtype = means2d.device, means2d.dtype
     with torch.no_grad():
-        rows, tile_ids, seg_start = _bin_and_sort(
-            means2d.detach(), radii, depths, camera_ids, tiles_x, tiles_y, tile_size
+        layout = bin_gaussians(
+            means2d.detach(),
+            radii,
+            depths.detach(),
+            camera_ids,
+            n_cameras,
+            tiles_x,
+            tiles_y,
+            tile_size,
         )
-        tile_in_cam = tile_ids % n_tiles
-        row_px = ((tile_in_cam % tiles_x) * tile_size).to(dtype) + 0.5
-        row_py = ((tile_in_cam // tiles_x) * tile_size).to(dtype) + 0.5
-        slot = torch.arange(slots, device=device)
-        slot_x = (slot % tile_size).to(dtype)
-        slot_y = (slot // tile_size).to(dtype)
-
-    mean = means2d[rows]
-    conic = conics[rows]
-    dx = (row_px - mean[:, 0])[:, None] + slot_x
-    dy = (row_py - mean[:, 1])[:, None] + slot_y
-    sigma = 0.5 * (conic[:, 0:1] * dx * dx + conic[:, 2:3] * dy * dy) + conic[:, 1:2] * dx * dy
-    alpha = torch.clamp_max(opacities[rows][:, None] * torch.exp(-sigma), MAX_ALPHA)
-    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
-    log_transmit = torch.log1p(-alpha)
-    # Exclusive prefix sums within each tile's rows; float64 keeps long tiles exact.
-    prefix = torch.cumsum(log_transmit.double(), 0)
-    prefix = torch.cat([prefix.new_zeros(1, slots), prefix])
-    log_t_before = (prefix[:-1] - prefix[seg_start]).to(dtype)
-    with torch.no_grad():
-        alive = (log_t_before + log_transmit) > math.log(MIN_TRANSMITTANCE)
-    weights = alpha * torch.exp(log_t_before) * alive
-    total_tiles = n_cameras * n_tiles
-    image = torch.zeros(total_tiles, slots, colors.shape[-1], device=device, dtype=dtype)
-    image = image.index_add(0, tile_ids, weights[:, :, None] * colors[rows][:, None, :])
-    log_t_final = torch.zeros(total_tiles, slots, device=device, dtype=dtype)
-    log_t_final = log_t_final.index_add(0, tile_ids, log_transmit * alive)
+    image, transmittance = _Composite.apply(means2d, conics, opacities, colors.contiguous(), layout)
     return _untile(image, n_cameras, tiles_y, tiles_x, tile_size, height, width), _untile(
-        torch.exp(log_t_final)[..., None], n_cameras, tiles_y, tiles_x, tile_size, height, width
+        transmittance[..., None], n_cameras, tiles_y, tiles_x, tile_size, height, width
     )
 
 
