@@ -216,41 +216,43 @@ def _strict_triangle(size: int, lower: bool, like: Tensor) -> Tensor:
 
 
 class _RowGeometry:
-    """Per padded row: offsets of the tile's pixel centres from the mean, and the alphas."""
+    """Per padded row: the Gaussian's parameters and its offsets to the tile's pixel centres."""
 
     def __init__(
         self, means2d: Tensor, conics: Tensor, opacities: Tensor, layout: TileLayout
     ) -> None:
-        size = layout.tile_size
         pad = means2d.new_zeros(1, 1)
         self.means = torch.cat([means2d, pad.expand(1, 2)])[layout.source]
         self.conics = torch.cat([conics, pad.expand(1, 3)])[layout.source]
         self.opacities = torch.cat([opacities, pad[0]])[layout.source]
-        offsets = torch.arange(size, device=means2d.device, dtype=means2d.dtype)
-        chunk_rows = lambda per_chunk: per_chunk.repeat_interleave(CHUNK_ROWS)  # noqa: E731
-        self.dx = (chunk_rows(layout.chunk_px) - self.means[:, 0])[:, None] + offsets
-        self.dy = (chunk_rows(layout.chunk_py) - self.means[:, 1])[:, None] + offsets
+        offsets = torch.arange(layout.tile_size, device=means2d.device, dtype=means2d.dtype)
+        origin_x = layout.chunk_px.repeat_interleave(CHUNK_ROWS)
+        origin_y = layout.chunk_py.repeat_interleave(CHUNK_ROWS)
+        self.dx = (origin_x - self.means[:, 0])[:, None] + offsets
+        self.dy = (origin_y - self.means[:, 1])[:, None] + offsets
+
+    def alphas(self) -> Tensor:
+        """opacity * exp(-sigma) per slot [rows, size * size], clamped and thresholded."""
         a, b, c = self.conics.unbind(-1)
-        # sigma[row, j, i] for slot (x = i, y = j): separable terms plus the cross term.
+        # sigma[row, y, x]: separable terms plus the cross term, built in one buffer.
         sigma = torch.mul((b[:, None] * self.dy)[:, :, None], self.dx[:, None, :])
         sigma += (0.5 * a[:, None] * self.dx * self.dx)[:, None, :]
         sigma += (0.5 * c[:, None] * self.dy * self.dy)[:, :, None]
-        self.rows = len(layout.source)
-        # exp(-sigma) and alpha before clamping, [rows, size * size]
-        self.falloff = sigma.neg_().exp_().reshape(self.rows, size * size)
-        self.raw_alpha = self.falloff * self.opacities[:, None]
-
-    def alpha(self) -> Tensor:
-        alpha = self.raw_alpha.clamp_max(MAX_ALPHA)
-        return alpha.masked_fill_(alpha < ALPHA_THRESHOLD, 0.0)
+        alpha = (
+            sigma.neg_()
+            .exp_()
+            .mul_(self.opacities[:, None, None])
+            .view(len(sigma), self.dx.shape[1] ** 2)
+        )
+        return alpha.clamp_max_(MAX_ALPHA).masked_fill_(alpha < ALPHA_THRESHOLD, 0.0)
 
 
 class _Composite(torch.autograd.Function):
-    """Front-to-back compositing of tile rows with a hand-written, recomputing backward.
+    """Front-to-back compositing of tile rows with a hand-written backward.
 
     Transmittance in log space: within a chunk by a triangular matmul, across a tile's
-    chunks by a segmented prefix sum, so nothing loops in Python and memory stays at a few
-    [rows, tile_size**2] buffers.
+    chunks by a segmented prefix sum, so nothing loops in Python. In-place updates keep the
+    working set to a few [rows, tile_size**2] buffers, which matters more than FLOPs on CPU.
     """
 
     @staticmethod
@@ -263,57 +265,61 @@ class _Composite(torch.autograd.Function):
         layout: TileLayout,
     ) -> tuple[Tensor, Tensor]:
         geometry = _RowGeometry(means2d, conics, opacities, layout)
-        slots = layout.tile_size**2
+        slots, channels = layout.tile_size**2, colors.shape[-1]
         n_chunks = len(layout.chunk_tiles)
-        alpha = geometry.alpha()
+        alpha = geometry.alphas()
         log_transmit = torch.log1p(alpha.neg()).view(n_chunks, CHUNK_ROWS, slots)
         lower = _strict_triangle(CHUNK_ROWS, lower=True, like=alpha)
         log_before = torch.matmul(lower, log_transmit)
         log_before += _segment_exclusive_prefix(log_transmit.sum(1), layout)[:, None, :]
-        alive = (log_before + log_transmit) > math.log(MIN_TRANSMITTANCE)
+        alive = torch.add(log_before, log_transmit).gt_(math.log(MIN_TRANSMITTANCE))
         transmit_before = log_before.exp_().mul_(alive).view(-1, slots)
-        weights = (alpha * transmit_before).view(n_chunks, CHUNK_ROWS, slots)
-        row_colors = torch.cat([colors, colors.new_zeros(1, colors.shape[-1])])[layout.source]
+        weights = torch.mul(alpha, transmit_before).view(n_chunks, CHUNK_ROWS, slots)
+        row_colors = torch.cat([colors, colors.new_zeros(1, channels)])[layout.source]
         chunk_image = torch.bmm(
-            weights.transpose(1, 2), row_colors.view(n_chunks, CHUNK_ROWS, colors.shape[-1])
+            weights.transpose(1, 2), row_colors.view(n_chunks, CHUNK_ROWS, channels)
         )
-        image = colors.new_zeros(layout.total_tiles, slots, colors.shape[-1])
+        image = colors.new_zeros(layout.total_tiles, slots, channels)
         image.index_add_(0, layout.chunk_tiles, chunk_image)
         log_final = alpha.new_zeros(layout.total_tiles, slots)
-        log_final.index_add_(0, layout.chunk_tiles, (log_transmit * alive).sum(1))
+        log_final.index_add_(0, layout.chunk_tiles, log_transmit.mul_(alive).sum(1))
         transmittance = log_final.exp_()
         ctx.layout = layout
-        ctx.save_for_backward(means2d, conics, opacities, colors, transmit_before, transmittance)
+        ctx.save_for_backward(
+            means2d, conics, opacities, colors, alpha, transmit_before, transmittance
+        )
         return image, transmittance
 
     @staticmethod
     def backward(ctx: Any, grad_image: Tensor, grad_transmittance: Tensor) -> tuple:
-        means2d, conics, opacities, colors, transmit_before, transmittance = ctx.saved_tensors
+        means2d, conics, opacities, colors, alpha, transmit_before, transmittance = (
+            ctx.saved_tensors
+        )
         layout: TileLayout = ctx.layout
         geometry = _RowGeometry(means2d, conics, opacities, layout)
-        size, slots = layout.tile_size, layout.tile_size**2
-        n_chunks, rows = len(layout.chunk_tiles), geometry.rows
-        alpha = geometry.alpha()
-        weights = alpha * transmit_before
-        row_colors = torch.cat([colors, colors.new_zeros(1, colors.shape[-1])])[layout.source]
+        size, slots, channels = layout.tile_size, layout.tile_size**2, colors.shape[-1]
+        n_chunks, rows = len(layout.chunk_tiles), len(layout.source)
+        weights = torch.mul(alpha, transmit_before).view(n_chunks, CHUNK_ROWS, slots)
+        row_colors = torch.cat([colors, colors.new_zeros(1, channels)])[layout.source]
         chunk_grad_image = grad_image[layout.chunk_tiles]
-        grad_colors_rows = torch.bmm(weights.view(n_chunks, CHUNK_ROWS, slots), chunk_grad_image)
+        grad_colors_rows = torch.bmm(weights, chunk_grad_image).view(rows, channels)
         grad_weights = torch.bmm(
-            row_colors.view(n_chunks, CHUNK_ROWS, colors.shape[-1]),
-            chunk_grad_image.transpose(1, 2),
-        ).view(rows, slots)
+            row_colors.view(n_chunks, CHUNK_ROWS, channels), chunk_grad_image.transpose(1, 2)
+        )
         # d loss / d log(1 - alpha_r): every later row's weight and the final transmittance.
-        later = (grad_weights * weights).view(n_chunks, CHUNK_ROWS, slots)
+        later = weights.mul_(grad_weights)
         upper = _strict_triangle(CHUNK_ROWS, lower=False, like=alpha)
         grad_log = torch.matmul(upper, later)
         grad_log += _segment_exclusive_suffix(later.sum(1), layout)[:, None, :]
         grad_log += (grad_transmittance * transmittance)[layout.chunk_tiles][:, None, :]
         grad_log = grad_log.view(rows, slots).mul_(transmit_before > 0)
-        grad_alpha = grad_weights.mul_(transmit_before)
-        grad_alpha -= grad_log.div_(1.0 - alpha)
-        grad_alpha.mul_((geometry.raw_alpha >= ALPHA_THRESHOLD) & (geometry.raw_alpha <= MAX_ALPHA))
-        grad_opacities_rows = (grad_alpha * geometry.falloff).sum(1)
-        grad_sigma = grad_alpha.mul_(geometry.raw_alpha).neg_().view(rows, size, size)
+        grad_alpha = grad_weights.view(rows, slots).mul_(transmit_before)
+        grad_alpha -= grad_log.div_(torch.rsub(alpha, 1.0))
+        # Zero where alpha was thresholded away or clamped; then d alpha / d sigma = -alpha.
+        grad_alpha.mul_((alpha > 0) & (alpha < MAX_ALPHA)).mul_(alpha)
+        safe_opacities = torch.where(geometry.opacities > 0, geometry.opacities, 1.0)
+        grad_opacities_rows = grad_alpha.sum(1) / safe_opacities
+        grad_sigma = grad_alpha.neg_().view(rows, size, size)
         dx, dy = geometry.dx, geometry.dy
         column_sums = grad_sigma.sum(1)
         row_sums = grad_sigma.sum(2)
@@ -334,7 +340,7 @@ class _Composite(torch.autograd.Function):
             to_inputs(grad_means_rows, means2d),
             to_inputs(grad_conics_rows, conics),
             to_inputs(grad_opacities_rows, opacities),
-            to_inputs(grad_colors_rows.reshape(rows, -1), colors),
+            to_inputs(grad_colors_rows, colors),
             None,
         )
 
