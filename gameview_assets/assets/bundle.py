@@ -89,6 +89,7 @@ def bundle(
         "ssim": round(float(training["ssim"]), 4),
         "steps": training["steps"],
         "device": training["device"],
+        "eval_history": training["eval_history"],
     }
     timings = report.finish(paths)
     files = [ply_path, cameras_path, thumbnail_path]

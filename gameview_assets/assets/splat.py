@@ -5,11 +5,13 @@ import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -32,6 +34,12 @@ STAGE = "splat"
 PSNR_CHECK = "held_out_psnr"
 
 
+class SplatConfig(Config):
+    """Operator choices on top of the preset (set in the launchpad)."""
+
+    strategy: Literal["default", "mcmc"] = "default"
+
+
 @asset(
     partitions_def=productions,
     group_name="production",
@@ -41,7 +49,10 @@ PSNR_CHECK = "held_out_psnr"
     check_specs=[AssetCheckSpec(PSNR_CHECK, asset=STAGE, blocking=True)],
 )
 def splat(
-    context: AssetExecutionContext, workdir: WorkdirResource, callbacks: StudioCallbacks
+    context: AssetExecutionContext,
+    config: SplatConfig,
+    workdir: WorkdirResource,
+    callbacks: StudioCallbacks,
 ) -> MaterializeResult:
     """Train splats from the registered frames; every 8th frame is held out for PSNR/SSIM.
 
@@ -59,15 +70,16 @@ def splat(
     reset_if_inputs_changed(paths, preset)
     undistorted = Path(poses["undistorted_dir"])
     views = load_views(undistorted / "sparse", undistorted / "images", preset.train_max_size)
-    config = TrainConfig(
+    train_config = TrainConfig(
         steps=preset.steps,
         max_splats=preset.max_splats,
         sh_degree=preset.sh_degree,
+        strategy=config.strategy,
         checkpoint_every=max(preset.steps // 5, 100),
         preview_every=max(preset.steps // 5, 100),
     )
     report = StageReporter(context, callbacks, STAGE, manifest.callback_url)
-    result = train_splat(views, config, paths.splat, report)
+    result = train_splat(views, train_config, paths.splat, report)
     save_splats(result.splats, paths.splats_file)
     summary = {k: v for k, v in asdict(result).items() if k not in ("splats", "previews")}
     paths.train_index.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
