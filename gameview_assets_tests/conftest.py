@@ -6,7 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,3 +52,14 @@ def make_test_video(path: Path, seconds: float, size: str = "320x240", rate: int
         check=True,
     )  # fmt: skip
     return path
+
+
+def blank_psnr(images: list[Path]) -> float:
+    """PSNR of the best blank image (each view's own mean colour) against the views."""
+    scores = []
+    for path in images:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        blank = np.broadcast_to(pixels.mean(axis=(0, 1)), pixels.shape)
+        scores.append(10 * np.log10(1.0 / np.mean((pixels - blank) ** 2)))
+    return float(np.mean(scores))

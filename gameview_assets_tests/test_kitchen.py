@@ -3,23 +3,11 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from gameview_assets.cli import main
 from gameview_assets.core.export import read_ply
-
-
-def blank_psnr(images: list[Path]) -> float:
-    """PSNR of the best blank image (each view's own mean colour) against the views."""
-    scores = []
-    for path in images:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        blank = np.broadcast_to(pixels.mean(axis=(0, 1)), pixels.shape)
-        scores.append(10 * np.log10(1.0 / np.mean((pixels - blank) ** 2)))
-    return float(np.mean(scores))
+from gameview_assets_tests.conftest import blank_psnr
 
 
 @pytest.mark.realdata

@@ -8,11 +8,11 @@ import pytest
 import torch
 from gsplat.strategy import DefaultStrategy
 
+from gameview_assets.core.train.projection import project_gaussians
 from gameview_assets.core.train.rasterizer import (
     ALPHA_THRESHOLD,
     MAX_ALPHA,
     MIN_TRANSMITTANCE,
-    project_gaussians,
     rasterization,
 )
 

@@ -19,8 +19,11 @@ from gameview_assets.core.sfm import (
 )
 from gameview_assets.core.sfm.ladder import build_ladder, camera_groups
 
-DATASETS = Path(os.environ.get("GAMEVIEW_DATASETS",
-                               Path(__file__).resolve().parents[2].parent / "shared" / "datasets"))
+DATASETS = Path(
+    os.environ.get(
+        "GAMEVIEW_DATASETS", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+    )
+)
 
 
 def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -39,8 +42,9 @@ def recovered_centres(model_dir: Path) -> dict[str, np.ndarray]:
     import pycolmap
 
     model = pycolmap.Reconstruction(str(model_dir))
-    return {image.name: image.projection_center() for image in model.images.values()
-            if image.has_pose}
+    return {
+        image.name: image.projection_center() for image in model.images.values() if image.has_pose
+    }
 
 
 @pytest.fixture(scope="module")
@@ -116,15 +120,15 @@ def test_diagnosis_names_the_cause() -> None:
 
 def test_each_video_gets_its_own_camera_and_ladder_escalates() -> None:
     groups = camera_groups(["b_000001.jpg", "a_000000.jpg", "b_000000.jpg", "x.jpg"])
-    assert groups == {"a": ["a_000000.jpg"], "b": ["b_000000.jpg", "b_000001.jpg"],
-                      "": ["x.jpg"]}
+    assert groups == {"a": ["a_000000.jpg"], "b": ["b_000000.jpg", "b_000001.jpg"], "": ["x.jpg"]}
     small = build_ladder(50, 1920, 1600, 8192, 1024, 4096, 10, 120)
     assert [r.pairing for r in small[:2]] == ["sequential", "exhaustive"]
     assert small[-1].features.max_features == 8192
     assert small[0].features.first_octave == 0
     assert build_ladder(50, 640, 1600, 8192, 1024, 4096, 10, 120)[0].features.first_octave == -1
-    assert all(r.pairing == "sequential" for r in build_ladder(500, 1920, 1600, 8192, 1024, 4096,
-                                                                 10, 120))
+    assert all(
+        r.pairing == "sequential" for r in build_ladder(500, 1920, 1600, 8192, 1024, 4096, 10, 120)
+    )
 
 
 def dataset(name: str) -> Path:

@@ -20,14 +20,47 @@ SIZE = (192, 144)
 def encode(frames: list[np.ndarray], path: Path, fps: int, *extra: str) -> Path:
     """Write RGB frames as an H.264 MP4 (extra: input options such as -display_rotation)."""
     height, width = frames[0].shape[:2]
-    command = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264",
-               "-crf", "12", "-pix_fmt", "yuv420p", str(path)]
+    command = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    ]
     subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
     if extra:
         rotated = path.with_name(f"rotated_{path.name}")
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *extra, "-i", str(path), "-c", "copy",
-                        str(rotated)], check=True)
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-v",
+                "error",
+                "-y",
+                *extra,
+                "-i",
+                str(path),
+                "-c",
+                "copy",
+                str(rotated),
+            ],
+            check=True,
+        )
         return rotated
     return path
 
@@ -54,8 +87,9 @@ def test_probe_reads_size_rate_and_length(orbit_video: Path) -> None:
 def test_extract_keeps_one_frame_per_window_at_the_requested_size(
     orbit_video: Path, tmp_path: Path
 ) -> None:
-    frames = extract_frames([orbit_video], tmp_path, FrameSelection(fps=2, max_size=128,
-                                                                    max_frames=100))
+    frames = extract_frames(
+        [orbit_video], tmp_path, FrameSelection(fps=2, max_size=128, max_frames=100)
+    )
     assert len(frames) == 6
     assert [f.name for f in frames] == sorted(f.name for f in frames)
     assert frames[0].name == "orbit_000000.jpg"
@@ -67,8 +101,9 @@ def test_extract_keeps_one_frame_per_window_at_the_requested_size(
 
 
 def test_extract_caps_the_frame_count(orbit_video: Path, tmp_path: Path) -> None:
-    frames = extract_frames([orbit_video], tmp_path, FrameSelection(fps=10, max_size=96,
-                                                                    max_frames=4))
+    frames = extract_frames(
+        [orbit_video], tmp_path, FrameSelection(fps=10, max_size=96, max_frames=4)
+    )
     assert len(frames) == 4
     assert len(list(tmp_path.iterdir())) == 4
 
@@ -94,18 +129,19 @@ def test_selection_prefers_sharp_frames(views: list[np.ndarray], tmp_path: Path)
         blurred = Image.fromarray(view).filter(ImageFilter.GaussianBlur(3))
         sequence += [np.asarray(blurred), view]
     video = encode(sequence, tmp_path / "shaky.mp4", 10)
-    frames = extract_frames([video], tmp_path / "out",
-                            FrameSelection(fps=5, max_size=192, max_frames=100))
+    frames = extract_frames(
+        [video], tmp_path / "out", FrameSelection(fps=5, max_size=192, max_frames=100)
+    )
     assert len(frames) == len(views)
     assert all(round(f.time_s * 10) % 2 == 1 for f in frames)
 
 
-def test_camera_standing_still_gives_no_duplicates(views: list[np.ndarray],
-                                                   tmp_path: Path) -> None:
+def test_camera_standing_still_gives_no_duplicates(views: list[np.ndarray], tmp_path: Path) -> None:
     still = [views[0]] * 30 + views[1:11]
     video = encode(still, tmp_path / "still.mp4", 10)
-    frames = extract_frames([video], tmp_path / "out",
-                            FrameSelection(fps=5, max_size=192, max_frames=100))
+    frames = extract_frames(
+        [video], tmp_path / "out", FrameSelection(fps=5, max_size=192, max_frames=100)
+    )
     in_still_part = [f for f in frames if f.time_s < 3.0]
     assert len(in_still_part) == 1
     assert len(frames) == 1 + 5  # one still frame, then one per 0.2 s of motion
@@ -116,9 +152,12 @@ def test_several_videos_make_one_frame_set(orbit_video: Path, tmp_path: Path) ->
     other.parent.mkdir()
     other.write_bytes(orbit_video.read_bytes())
     progress: list[float] = []
-    frames = extract_frames([orbit_video, other], tmp_path / "out",
-                            FrameSelection(fps=1, max_size=96, max_frames=100),
-                            progress=lambda fraction, _: progress.append(fraction))
+    frames = extract_frames(
+        [orbit_video, other],
+        tmp_path / "out",
+        FrameSelection(fps=1, max_size=96, max_frames=100),
+        progress=lambda fraction, _: progress.append(fraction),
+    )
     assert [f.name.rsplit("_", 1)[0] for f in frames] == ["orbit"] * 3 + ["orbit-2"] * 3
     assert progress == sorted(progress) and progress[-1] == 1.0
 
