@@ -105,6 +105,8 @@ def autograd_composite(
     with torch.no_grad():
         layout = rasterizer.bin_gaussians(
             means2d.detach(),
+            conics.detach(),
+            opacities.detach(),
             radii,
             depths.detach(),
             camera_ids,
@@ -135,7 +137,7 @@ def autograd_composite(
     image = torch.zeros(layout.total_tiles, tile_size**2, colors.shape[1])
     image = image.index_add(0, row_tiles, weights[:, :, None] * color[:, None, :])
     log_final = torch.zeros(layout.total_tiles, tile_size**2).index_add(0, row_tiles, log_t * alive)
-    untile = rasterizer._untile
+    untile = rasterizer.untile
     return (
         untile(image, n_cameras, tiles_y, tiles_x, tile_size, height, width),
         untile(

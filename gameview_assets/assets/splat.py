@@ -81,6 +81,7 @@ def splat(
     report = StageReporter(context, callbacks, STAGE, manifest.callback_url)
     result = train_splat(views, train_config, paths.splat, report)
     save_splats(result.splats, paths.splats_file)
+    shutil.rmtree(paths.splat / "checkpoints", ignore_errors=True)
     summary = {k: v for k, v in asdict(result).items() if k not in ("splats", "previews")}
     paths.train_index.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 

@@ -10,7 +10,7 @@ import torch
 from gsplat.strategy import MCMCStrategy
 from torch import Tensor
 
-from gameview_assets.core.train.rasterizer import quat_to_rotmat
+from gameview_assets.core.train.projection import quat_to_rotmat
 
 Params = dict[str, torch.nn.Parameter]
 Optimizers = dict[str, torch.optim.Optimizer]

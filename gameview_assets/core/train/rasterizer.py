@@ -1,12 +1,12 @@
 """Differentiable Gaussian splatting in plain PyTorch, for machines without CUDA.
 
 gsplat only rasterizes with CUDA kernels, so CPU training needs its own renderer. This one
-follows gsplat's maths (EWA projection, 0.3 px dilation, opacity-aware 3-sigma extent, alpha
-clamped to 0.999, contributions under 1/255 skipped, stop at transmittance 1e-4) and is
-vectorised end to end: every (Gaussian, tile) overlap becomes a row of `tile_size**2` pixel
-slots, rows are sorted by (camera, tile, depth), and front-to-back transmittance comes from
-one segmented cumulative sum of log(1 - alpha). Autograd differentiates all of it, and the
-returned `info` carries what gsplat's densification strategies read.
+follows gsplat's maths (see `projection`; alpha clamped to 0.999, contributions under 1/255
+skipped, stop at transmittance 1e-4) and is vectorised end to end: every (Gaussian, tile)
+overlap becomes a row of `tile_size**2` pixel slots, rows are sorted by (camera, tile, depth)
+and padded to whole chunks per tile, and front-to-back transmittance is a segmented prefix
+sum of log(1 - alpha). A custom autograd Function with an analytic backward does the
+compositing; the returned `info` carries what gsplat's densification strategies read.
 """
 
 from __future__ import annotations
@@ -18,103 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gameview_assets.core.train.projection import ALPHA_THRESHOLD, project_gaussians
 from gameview_assets.core.train.sh import eval_sh
 
-ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999
 MIN_TRANSMITTANCE = 1e-4
-MAX_EXTENT_SIGMAS = 3.33
 CHUNK_ROWS = 16
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices [..., 3, 3] from (w, x, y, z) quaternions of any length."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape((*quats.shape[:-1], 3, 3))
-
-
-def project_gaussians(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    eps2d: float = 0.3,
-    radius_clip: float = 0.0,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pinhole EWA projection of N Gaussians into C cameras.
-
-    Returns means2d [C, N, 2] (pixels), conics [C, N, 3] (inverse 2D covariance a, b, c),
-    depths [C, N] and radii [C, N, 2] (int32 pixel extents, 0 where culled).
-    """
-    rot_w2c = viewmats[:, :3, :3]
-    p_cam = torch.einsum("cij,nj->cni", rot_w2c, means) + viewmats[:, None, :3, 3]
-    x, y, z = p_cam.unbind(-1)
-    in_depth = (z > near_plane) & (z < far_plane)
-    z = torch.where(in_depth, z, torch.ones_like(z))
-    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
-    cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
-    u, v = x / z, y / z
-    # As gsplat: clamp the Jacobian's view direction a little beyond the frustum.
-    u_clamped = torch.clamp(
-        u, -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
-    )
-    v_clamped = torch.clamp(
-        v, -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
-    )
-    rot_scale = quat_to_rotmat(quats) * scales[:, None, :]
-    cam_rot_scale = torch.einsum("cij,njk->cnik", rot_w2c, rot_scale)
-    row_x = (fx / z)[..., None] * (
-        cam_rot_scale[..., 0, :] - u_clamped[..., None] * cam_rot_scale[..., 2, :]
-    )
-    row_y = (fy / z)[..., None] * (
-        cam_rot_scale[..., 1, :] - v_clamped[..., None] * cam_rot_scale[..., 2, :]
-    )
-    cov_a = (row_x * row_x).sum(-1) + eps2d
-    cov_b = (row_x * row_y).sum(-1)
-    cov_c = (row_y * row_y).sum(-1) + eps2d
-    det = cov_a * cov_c - cov_b * cov_b
-    valid = in_depth & (det > 0)
-    det = torch.where(valid, det, torch.ones_like(det))
-    conics = torch.stack([cov_c / det, -cov_b / det, cov_a / det], dim=-1)
-    means2d = torch.stack([fx * u + cx, fy * v + cy], dim=-1)
-
-    with torch.no_grad():
-        opac = opacities.detach().expand_as(z)
-        extent = torch.sqrt(
-            2.0 * torch.log(opac.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD)
-        ).clamp_max(MAX_EXTENT_SIGMAS)
-        radius_x = torch.ceil(extent * cov_a.detach().clamp_min(0).sqrt())
-        radius_y = torch.ceil(extent * cov_c.detach().clamp_min(0).sqrt())
-        mx, my = means2d.detach().unbind(-1)
-        valid = (
-            valid
-            & ~((radius_x <= radius_clip) & (radius_y <= radius_clip))
-            & (mx + radius_x > 0)
-            & (mx - radius_x < width)
-            & (my + radius_y > 0)
-            & (my - radius_y < height)
-        )
-        radii = torch.where(valid[..., None], torch.stack([radius_x, radius_y], -1), 0).int()
-    return means2d, conics, z * valid, radii
 
 
 @dataclass(frozen=True)
@@ -138,8 +47,31 @@ class TileLayout:
     tile_size: int
 
 
+def _min_sigma_over_tiles(
+    offset_x: Tensor, offset_y: Tensor, conics: Tensor, extent: float
+) -> Tensor:
+    """Smallest Mahalanobis term 0.5 d^T conic d over each row's tile of pixel centres.
+
+    offset_x / offset_y: the tile's first pixel centre minus the mean; `extent` is the
+    distance to the last. A positive-definite quadratic is smallest at the mean when the mean
+    is inside, else on an edge, where along the edge it is a 1D parabola: clamp its vertex.
+    """
+    a, b, c = conics.unbind(-1)
+    inside = (offset_x <= 0) & (offset_x + extent >= 0) & (offset_y <= 0) & (offset_y + extent >= 0)
+    best = torch.where(inside, 0.0, torch.inf)
+    for edge_x in (offset_x, offset_x + extent):
+        dy = torch.clamp(-b * edge_x / c, offset_y, offset_y + extent)
+        best = torch.minimum(best, 0.5 * a * edge_x**2 + b * edge_x * dy + 0.5 * c * dy**2)
+    for edge_y in (offset_y, offset_y + extent):
+        dx = torch.clamp(-b * edge_y / a, offset_x, offset_x + extent)
+        best = torch.minimum(best, 0.5 * a * dx**2 + b * dx * edge_y + 0.5 * c * edge_y**2)
+    return best
+
+
 def bin_gaussians(
     means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
     radii: Tensor,
     depths: Tensor,
     camera_ids: Tensor,
@@ -148,7 +80,9 @@ def bin_gaussians(
     tiles_y: int,
     tile_size: int,
 ) -> TileLayout:
-    """Tile layout for M projected Gaussians (means2d [M, 2], radii [M, 2], depths [M])."""
+    """Tile layout for M projected Gaussians (means2d [M, 2], conics [M, 3], opacities [M],
+    radii [M, 2], depths [M]); overlaps of the bounding box where the ellipse keeps alpha
+    under the 1/255 threshold on every pixel of the tile are dropped (about a quarter)."""
     device = means2d.device
     mx, my = means2d.unbind(-1)
     rx, ry = radii.unbind(-1)
@@ -168,6 +102,14 @@ def bin_gaussians(
     row_span = span_x[row_gaussian]
     tile_x = x0[row_gaussian] + local % row_span
     tile_y = y0[row_gaussian] + local // row_span
+    min_sigma = _min_sigma_over_tiles(
+        (tile_x * tile_size).to(mx.dtype) + 0.5 - mx[row_gaussian],
+        (tile_y * tile_size).to(my.dtype) + 0.5 - my[row_gaussian],
+        conics[row_gaussian],
+        tile_size - 1.0,
+    )
+    touches = min_sigma <= torch.log(opacities[row_gaussian] / ALPHA_THRESHOLD)
+    row_gaussian, tile_x, tile_y = row_gaussian[touches], tile_x[touches], tile_y[touches]
     tiles_per_camera = tiles_x * tiles_y
     tile_ids = camera_ids[row_gaussian] * tiles_per_camera + tile_y * tiles_x + tile_x
     tile_ids, by_tile = torch.sort(tile_ids, stable=True)
@@ -369,6 +311,8 @@ def composite(
     with torch.no_grad():
         layout = bin_gaussians(
             means2d.detach(),
+            conics.detach(),
+            opacities.detach(),
             radii,
             depths.detach(),
             camera_ids,
@@ -378,12 +322,12 @@ def composite(
             tile_size,
         )
     image, transmittance = _Composite.apply(means2d, conics, opacities, colors.contiguous(), layout)
-    return _untile(image, n_cameras, tiles_y, tiles_x, tile_size, height, width), _untile(
+    return untile(image, n_cameras, tiles_y, tiles_x, tile_size, height, width), untile(
         transmittance[..., None], n_cameras, tiles_y, tiles_x, tile_size, height, width
     )
 
 
-def _untile(
+def untile(
     tiles: Tensor,
     n_cameras: int,
     tiles_y: int,
