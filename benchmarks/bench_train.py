@@ -20,24 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from gameview_assets.core.train import rasterizer
 from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.data import TrainingViews
+from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import train_splat
-
-
-def look_at(eye: np.ndarray) -> np.ndarray:
-    forward = -eye / np.linalg.norm(eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)
-    c2w[:3, 3] = eye
-    return c2w
 
 
 def surface_points(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -55,35 +45,23 @@ def make_views(n_splats: int, long_side: int, n_views: int = 12) -> TrainingView
     generator = torch.Generator().manual_seed(0)
     points, rgb = surface_points(n_splats, generator)
     width, height = long_side, long_side * 2 // 3
-    K = torch.tensor([[0.9 * width, 0, width / 2], [0, 0.9 * width, height / 2], [0, 0, 1.0]])
-    angles = np.linspace(0, 2 * math.pi, n_views, endpoint=False)
-    c2ws = torch.tensor(
-        np.stack([look_at(np.array([3.5 * math.cos(a), 3.5 * math.sin(a), 1.2])) for a in angles]),
-        dtype=torch.float32,
-    )
-    images = []
-    for c2w in c2ws:
-        rendered, _, _ = rasterizer.rasterization(
-            points,
-            torch.tensor([[1.0, 0, 0, 0]]).expand(n_splats, 4),
-            torch.full((n_splats, 3), 0.03 * math.sqrt(20_000 / n_splats)),
-            torch.full((n_splats,), 0.7),
-            rgb.float() / 255,
-            torch.linalg.inv(c2w)[None],
-            K[None],
-            width,
-            height,
-        )
-        images.append((rendered[0].clamp(0, 1) * 255).round().byte())
-    return TrainingViews(
-        names=[f"{i:03d}" for i in range(n_views)],
-        images=images,
-        Ks=K[None].repeat(n_views, 1, 1),
-        camtoworlds=c2ws,
-        widths=[width] * n_views,
-        heights=[height] * n_views,
-        points=points,
-        points_rgb=rgb,
+    gaussians = {
+        "means": points,
+        "quats": torch.tensor([[1.0, 0, 0, 0]]).expand(n_splats, 4),
+        "scales": torch.full((n_splats, 3), 0.03 * math.sqrt(20_000 / n_splats)),
+        "opacities": torch.full((n_splats,), 0.7),
+        "colors": rgb.float() / 255,
+    }
+    return render_orbit_views(
+        gaussians,
+        points,
+        rgb,
+        n_views,
+        width,
+        height,
+        focal=0.9 * width,
+        radius=3.5,
+        elevation=1.2,
     )
 
 

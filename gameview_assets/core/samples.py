@@ -82,7 +82,7 @@ def orbit_cameras(count: int, size: tuple[int, int], prefix: str = "orbit",
         eye = np.array([ORBIT_RADIUS * np.cos(angle), ORBIT_RADIUS * np.sin(angle),
                         ORBIT_HEIGHT + 0.25 * np.sin(3.0 * angle)])
         cameras.append(SyntheticCamera(name=f"{prefix}_{i:06d}.jpg",
-                                       camtoworld=_look_at(eye, LOOK_AT), fx=focal, fy=focal,
+                                       camtoworld=look_at(eye, LOOK_AT), fx=focal, fy=focal,
                                        cx=width / 2.0, cy=height / 2.0, width=width,
                                        height=height))
     return cameras
@@ -144,8 +144,10 @@ def render_orbit_video(out_path: Path, seconds: float = 6.0, fps: int = 10,
     return cameras
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    forward = target - eye
+def look_at(eye: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+    """Camera-to-world (OpenCV axes: x right, y down, z forward) at `eye` looking at
+    `target` (default the origin), with world z up."""
+    forward = (np.zeros(3) if target is None else target) - eye
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
     right /= np.linalg.norm(right)

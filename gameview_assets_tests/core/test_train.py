@@ -17,22 +17,11 @@ from PIL import Image
 from gameview_assets.core.metrics import psnr
 from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
 from gameview_assets.core.train.data import TrainingViews, load_views
-from gameview_assets.core.train.rasterizer import rasterization
 from gameview_assets.core.train.splats import init_splats
+from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def look_at(eye: np.ndarray) -> np.ndarray:
-    """Camera-to-world (OpenCV axes) at `eye` looking at the origin, world z up."""
-    forward = -eye / np.linalg.norm(eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)
-    c2w[:3, 3] = eye
-    return c2w
 
 
 def make_scene(n_views: int = 10, n_gaussians: int = 150, width: int = 40, seed: int = 0):
@@ -45,37 +34,25 @@ def make_scene(n_views: int = 10, n_gaussians: int = 150, width: int = 40, seed:
     scales = torch.rand(n_gaussians, 3, generator=g) * 0.1 + 0.05
     opacities = torch.rand(n_gaussians, generator=g) * 0.5 + 0.5
     colors = torch.rand(n_gaussians, 3, generator=g)
-    K = torch.tensor([[width * 0.8, 0, width / 2], [0, width * 0.8, height / 2], [0, 0, 1.0]])
-    angles = np.linspace(0, 2 * math.pi, n_views, endpoint=False)
-    c2ws = torch.tensor(
-        np.stack([look_at(np.array([4 * math.cos(a), 4 * math.sin(a), 1.0])) for a in angles]),
-        dtype=torch.float32,
-    )
-    images = []
-    for c2w in c2ws:
-        rendered, _, _ = rasterization(
-            means,
-            quats,
-            scales,
-            opacities,
-            colors,
-            torch.linalg.inv(c2w)[None],
-            K[None],
-            width,
-            height,
-        )
-        images.append((rendered[0].clamp(0, 1) * 255).round().byte())
-    return TrainingViews(
-        names=[f"{i:03d}.png" for i in range(n_views)],
-        images=images,
-        Ks=K[None].repeat(n_views, 1, 1),
-        camtoworlds=c2ws,
-        widths=[width] * n_views,
-        heights=[height] * n_views,
-        points=means + torch.randn(n_gaussians, 3, generator=g) * 0.05,
-        points_rgb=((colors + torch.randn(n_gaussians, 3, generator=g) * 0.1).clamp(0, 1) * 255)
-        .round()
-        .byte(),
+    points = means + torch.randn(n_gaussians, 3, generator=g) * 0.05
+    noisy = (colors + torch.randn(n_gaussians, 3, generator=g) * 0.1).clamp(0, 1)
+    gaussians = {
+        "means": means,
+        "quats": quats,
+        "scales": scales,
+        "opacities": opacities,
+        "colors": colors,
+    }
+    return render_orbit_views(
+        gaussians,
+        points,
+        (noisy * 255).round().byte(),
+        n_views,
+        width,
+        height,
+        focal=width * 0.8,
+        radius=4.0,
+        elevation=1.0,
     )
 
 
