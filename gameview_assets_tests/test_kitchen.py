@@ -28,6 +28,7 @@ def test_kitchen_video_preview(gameview_env, datasets, capsys):
             Path(gameview_env["GAMEVIEW_WORKDIR"]) / "kitchen" / "sfm" / "undistorted" / "images"
         ).iterdir()
     )
-    assert metrics["psnr"] > blank_psnr(undistorted[::8]) + 5
+    assert metrics["psnr"] > blank_psnr(undistorted[::8]) + 1.5
+    assert metrics["ssim"] > 0.4
     assert len(read_ply(results / "scene.ply")) == metrics["splats"] > 1000
     assert {f["name"] for f in bundle["files"]} == {"scene.ply", "cameras.json", "thumbnail.jpg"}
