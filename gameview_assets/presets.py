@@ -25,7 +25,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 14.0, 1),
+        Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 12.0, 1),
         Preset("fast", 5_000, 5_000_000, 5, 150, 1600, 1600, 3, 0.6, 20.0, 5),
         Preset("balanced", 15_000, 10_000_000, 10, 300, 1920, 1920, 3, 0.6, 22.0, 10),
         Preset("high", 30_000, 20_000_000, 15, 500, 2560, 2560, 3, 0.6, 24.0, 15),
