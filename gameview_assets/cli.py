@@ -100,7 +100,8 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     submit_production(settings, videos, preset, production_id)
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [production_id])
-    job = build_definitions(settings).resolve_job_def(PROCESS_JOB_NAME)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(PROCESS_JOB_NAME)
     run_id = str(uuid.uuid4())
     print(f"production {production_id} ({preset}), run {run_id}", file=sys.stderr)
     done = threading.Event()
@@ -122,7 +123,7 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     if not result.success:
         error = failure_of_run(instance, run_id)
         return fail(f"{error.stage}: {error.message}. {error.hint}")
-    store_root = build_definitions(settings).resources["store"].open().describe()
+    store_root = defs.resources["store"].open().describe()
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(f"results: {store_root}/{production_id}/results")
     return 0
