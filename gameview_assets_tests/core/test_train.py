@@ -17,7 +17,7 @@ from PIL import Image
 from gameview_assets.core.metrics import psnr
 from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
 from gameview_assets.core.train.data import TrainingViews, load_views
-from gameview_assets.core.train.splats import init_splats
+from gameview_assets.core.train.splats import background_shell, init_splats
 from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
 
@@ -212,3 +212,17 @@ def test_mcmc_strategy_trains_on_cpu_within_its_cap(tmp_path: Path) -> None:
         views.points, views.points_rgb, 1, 170, 0.5, 0.1, torch.Generator().manual_seed(0)
     )
     assert result.psnr > held_out_psnr(initial, views, [0, 8]) + 3
+
+
+def test_background_shell_lies_beyond_the_cameras() -> None:
+    views = make_scene()
+    centers = views.camtoworlds[:, :3, 3]
+    shell = background_shell(views.points, centers, 500, torch.Generator().manual_seed(0))
+    center = views.points.median(dim=0).values
+    farthest_camera = (centers - center).norm(dim=-1).max()
+    distance = (shell - center).norm(dim=-1)
+    assert shell.shape == (500, 3)
+    assert distance.min() >= 1.5 * farthest_camera - 1e-4
+    assert distance.max() <= 4.5 * farthest_camera + 1e-4
+    # Scattered in every direction, not bunched on one side.
+    assert (shell - center).mean(dim=0).norm() < 0.2 * distance.mean()

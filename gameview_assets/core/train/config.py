@@ -37,10 +37,12 @@ class TrainConfig:
     lr_boost: float = 0.0
     init_opacity: float = 0.1
     init_scale: float = 1.0
+    background_points: int = 5000  # far shell, at most max_splats // 4: splats.background_shell
     sh_degree_interval: int = 0
     refine_start: int = 0
     refine_stop: int = 0
     refine_every: int = 0
+    reset_every: int = 0
     grow_grad2d: float = 2e-4
     random_background: bool = False
     cpu_tile_size: int = 8
@@ -55,6 +57,7 @@ class TrainConfig:
         return {
             "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
             "refine_every": every,
+            "reset_every": self.reset_every or max(every, self.steps // 10),
             "refine_start": self.refine_start or min(500, max(every, self.steps // 20)),
             "refine_stop": self.refine_stop or min(15_000, self.steps // 2),
         }

@@ -24,6 +24,7 @@ from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.data import TrainingViews
 from gameview_assets.core.train.splats import (
     SPLAT_KEYS,
+    background_shell,
     init_splats,
     render_splats,
     sh_degree_of,
@@ -175,14 +176,21 @@ class _Trainer:
         self.elapsed_before = 0.0
         self.resumed_from_step = 0
         torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        points, points_rgb = views.points, views.points_rgb
+        shell = min(config.background_points, config.max_splats // 4)
+        if shell > 0 and len(points) > 0:
+            far = background_shell(points, views.camtoworlds[:, :3, 3], shell, generator)
+            points = torch.cat([points, far])
+            points_rgb = torch.cat([points_rgb, torch.full((shell, 3), 128, dtype=torch.uint8)])
         splats = init_splats(
-            views.points,
-            views.points_rgb,
+            points,
+            points_rgb,
             config.sh_degree,
             config.max_splats,
             MCMC_INIT_OPACITY if config.strategy == "mcmc" else config.init_opacity,
             MCMC_INIT_SCALE if config.strategy == "mcmc" else config.init_scale,
-            torch.Generator().manual_seed(config.seed),
+            generator,
         )
         self.params = {
             key: torch.nn.Parameter(value.to(self.device)) for key, value in splats.items()
@@ -231,7 +239,7 @@ class _Trainer:
             refine_start_iter=s["refine_start"],
             refine_stop_iter=s["refine_stop"],
             refine_every=s["refine_every"],
-            reset_every=max(s["refine_every"], c.steps // 10),
+            reset_every=s["reset_every"],
         )
 
     def means_lr(self, step: int) -> float:
