@@ -3,8 +3,7 @@
 gsplat's CUDA kernels cannot run without a GPU, but gsplat ships the same maths in plain
 torch (`gsplat.cuda._torch_impl`): covariance from quaternion and scale, EWA projection with
 its frustum clamp and eps2d blur, and spherical harmonics. The reference render below uses
-those functions and composites front to back with the rules of gsplat's kernel (alpha capped
-at 0.999, skipped below 1/255, stop once transmittance falls under 1e-4). Our rasterizer
+those functions and composites front to back with the rules of gsplat's kernel. Our rasterizer
 must agree with it on the image, the alpha and every gradient the trainer uses.
 """
 
@@ -18,12 +17,8 @@ from gsplat.cuda._torch_impl import (
 )
 
 from gameview_assets.core.train.projection import project_gaussians
-from gameview_assets.core.train.rasterizer import (
-    ALPHA_THRESHOLD,
-    MAX_ALPHA,
-    MIN_TRANSMITTANCE,
-    rasterization,
-)
+from gameview_assets.core.train.rasterizer import rasterization
+from gameview_assets_tests.core.dense_compositing import dense_composite
 
 WIDTH, HEIGHT = 40, 30
 SH_DEGREE = 3
@@ -70,25 +65,9 @@ def gsplat_reference(splats: dict[str, torch.Tensor], viewmat, K) -> tuple:
     campos = torch.linalg.inv(viewmat)[:3, 3]
     colors = _spherical_harmonics(SH_DEGREE, splats["means"] - campos, splats["colors"])
     colors = torch.clamp_min(colors + 0.5, 0.0)
-    visible = (radii[0] > 0).all(-1)
-    order = torch.argsort(depths[0][visible])
-    mean, conic = means2d[0][visible][order], conics[0][visible][order]
-    opacity, color = splats["opacities"][visible][order], colors[visible][order]
-    ys, xs = torch.meshgrid(torch.arange(HEIGHT), torch.arange(WIDTH), indexing="ij")
-    pixels = torch.stack([xs, ys], -1).reshape(-1, 1, 2).float() + 0.5
-    d = pixels - mean[None]
-    sigma = (
-        0.5 * (conic[:, 0] * d[..., 0] ** 2 + conic[:, 2] * d[..., 1] ** 2)
-        + conic[:, 1] * d[..., 0] * d[..., 1]
+    return dense_composite(
+        means2d[0], conics[0], depths[0], radii[0], splats["opacities"], colors, WIDTH, HEIGHT
     )
-    alpha = torch.clamp_max(opacity * torch.exp(-sigma), MAX_ALPHA)
-    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
-    after = torch.cumprod(1 - alpha, dim=1)
-    before = torch.cat([torch.ones_like(after[:, :1]), after[:, :-1]], dim=1)
-    alive = (after > MIN_TRANSMITTANCE).detach()
-    weights = alpha * before * alive
-    image = (weights[..., None] * color[None]).sum(1).reshape(HEIGHT, WIDTH, 3)
-    return image, weights.sum(1).reshape(HEIGHT, WIDTH, 1)
 
 
 def ours(splats: dict[str, torch.Tensor], viewmat, K) -> tuple:

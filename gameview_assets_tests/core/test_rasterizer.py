@@ -9,12 +9,8 @@ import torch
 from gsplat.strategy import DefaultStrategy
 
 from gameview_assets.core.train.projection import project_gaussians
-from gameview_assets.core.train.rasterizer import (
-    ALPHA_THRESHOLD,
-    MAX_ALPHA,
-    MIN_TRANSMITTANCE,
-    rasterization,
-)
+from gameview_assets.core.train.rasterizer import rasterization
+from gameview_assets_tests.core.dense_compositing import dense_composite
 
 
 def pinhole(width: int, height: int, focal: float) -> torch.Tensor:
@@ -36,7 +32,6 @@ def random_scene(n: int, seed: int, dtype: torch.dtype = torch.float32) -> dict[
 
 
 def dense_reference(scene: dict[str, torch.Tensor], viewmat, K, width, height):
-    """Every pixel against every Gaussian, sorted by depth: slow but obviously right."""
     means2d, conics, depths, radii = project_gaussians(
         scene["means"],
         scene["quats"],
@@ -47,26 +42,16 @@ def dense_reference(scene: dict[str, torch.Tensor], viewmat, K, width, height):
         width,
         height,
     )
-    visible = (radii[0] > 0).all(-1)
-    order = torch.argsort(depths[0][visible])
-    mean, conic = means2d[0][visible][order], conics[0][visible][order]
-    opacity, color = scene["opacities"][visible][order], scene["colors"][visible][order]
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    pixels = torch.stack([xs, ys], -1).reshape(-1, 1, 2).to(mean.dtype) + 0.5
-    d = pixels - mean[None]
-    sigma = (
-        0.5 * (conic[:, 0] * d[..., 0] ** 2 + conic[:, 2] * d[..., 1] ** 2)
-        + conic[:, 1] * d[..., 0] * d[..., 1]
+    return dense_composite(
+        means2d[0],
+        conics[0],
+        depths[0],
+        radii[0],
+        scene["opacities"],
+        scene["colors"],
+        width,
+        height,
     )
-    alpha = torch.clamp_max(opacity * torch.exp(-sigma), MAX_ALPHA)
-    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
-    after = torch.cumprod(1 - alpha, dim=1)
-    before = torch.cat([torch.ones_like(after[:, :1]), after[:, :-1]], dim=1)
-    alive = (after > MIN_TRANSMITTANCE).detach()
-    weights = alpha * before * alive
-    image = (weights[..., None] * color[None]).sum(1).reshape(height, width, 3)
-    transmittance = torch.where(alive, 1 - alpha, torch.ones_like(alpha)).prod(1)
-    return image, 1 - transmittance.reshape(height, width, 1)
 
 
 def test_single_gaussian_lands_on_its_pixel_with_symmetric_falloff() -> None:
