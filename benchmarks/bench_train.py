@@ -3,7 +3,8 @@
 Run: python benchmarks/bench_train.py [--steps 30] [--sizes 320,512] [--splats 20000,100000]
 
 Scenes are synthetic (Gaussians on a textured sphere and floor, cameras on an orbit) so the
-figures do not depend on a dataset. Densification is off so the splat count stays fixed.
+figures do not depend on a dataset. Densification and the far background shell are off so
+the splat count stays fixed.
 The baseline is the same tile-binned algorithm differentiated by plain autograd (global
 float64 prefix sum), i.e. what the custom autograd Function replaces. Each timing runs in
 its own child process so that its peak memory (max RSS) is its own.
@@ -130,7 +131,12 @@ def measure(long_side: int, n_splats: int, steps: int, threads: int, baseline: b
     if baseline:
         rasterizer.composite = autograd_composite
     config = TrainConfig(
-        steps=steps, max_splats=n_splats, holdout_every=0, refine_stop=1, num_threads=threads
+        steps=steps,
+        max_splats=n_splats,
+        holdout_every=0,
+        refine_stop=1,
+        background_points=0,
+        num_threads=threads,
     )
     with tempfile.TemporaryDirectory() as work_dir:
         result = train_splat(views, config, Path(work_dir))

@@ -29,8 +29,19 @@ def rasterize(
     if means.is_cuda:
         from gsplat import rasterization
 
+        # packed=False: the layout our CPU path produces and the trainer hands to the
+        # densification strategy (gsplat's own default, packed=True, would not match it).
         return rasterization(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            **{"packed": False, **kwargs},
         )
     return rasterizer.rasterization(
         means,
