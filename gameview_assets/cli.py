@@ -42,8 +42,9 @@ def new_production_id(video: Path) -> str:
 
 def submit_production(
     settings: Settings, videos: list[Path], preset: str, production_id: str
-) -> None:
-    """Put the videos into the store as a production, the manifest last (as the app does)."""
+) -> str | None:
+    """Put the videos into the store as a production, the manifest last (as the app does);
+    returns the manifest's version, which the upload sensor keys its runs on."""
     from gameview_assets.definitions import build_definitions
 
     store = build_definitions(settings).resources["store"].open()
@@ -58,6 +59,7 @@ def submit_production(
     staging.write_text(manifest.to_json(), encoding="utf-8")
     store.upload(f"{production_id}/production.json", staging)
     staging.unlink()
+    return store.manifest_version(production_id)
 
 
 def follow_progress(instance, run_id: str, done: threading.Event) -> None:
@@ -93,11 +95,11 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     from dagster import DagsterInstance
 
     from gameview_assets.definitions import build_definitions
-    from gameview_assets.jobs import PRESET_TAG, PROCESS_JOB_NAME
+    from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
     from gameview_assets.partitions import productions
     from gameview_assets.run_outcome import failure_of_run
 
-    submit_production(settings, videos, preset, production_id)
+    version = submit_production(settings, videos, preset, production_id)
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [production_id])
     defs = build_definitions(settings)
@@ -114,7 +116,8 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
             partition_key=production_id,
             run_id=run_id,
             raise_on_error=False,
-            tags={PRESET_TAG: preset},
+            # The manifest version tells a running upload sensor this one is taken.
+            tags={PRESET_TAG: preset, MANIFEST_VERSION_TAG: version or ""},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     finally:
@@ -195,8 +198,9 @@ def sample(out: Path) -> int:
 def serve() -> int:
     """`dagster dev` on these definitions, with the instance at `$DAGSTER_HOME`."""
     prepare_dagster_home(Settings.from_env())
-    dagster = shutil.which("dagster") or "dagster"
-    os.execvp(dagster, [dagster, "dev", "-m", "gameview_assets.definitions"])
+    # Through this interpreter, so it works from `make serve` without an activated venv.
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "gameview_assets.definitions"]
+    os.execv(sys.executable, command)
     return 0
 
 

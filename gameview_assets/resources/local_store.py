@@ -35,10 +35,16 @@ class LocalStore:
         if not self.root.is_dir():
             return
         for entry in sorted(self.root.iterdir()):
-            manifest = entry / MANIFEST_NAME
-            if PRODUCTION_ID_PATTERN.fullmatch(entry.name) and manifest.is_file():
-                stat = manifest.stat()
-                yield ManifestRef(entry.name, f"{stat.st_mtime_ns}-{stat.st_size}")
+            version = self.manifest_version(entry.name)
+            if version is not None:
+                yield ManifestRef(entry.name, version)
+
+    def manifest_version(self, production_id: str) -> str | None:
+        manifest = self.root / production_id / MANIFEST_NAME
+        if not PRODUCTION_ID_PATTERN.fullmatch(production_id) or not manifest.is_file():
+            return None
+        stat = manifest.stat()
+        return f"{stat.st_mtime_ns}-{stat.st_size}"
 
     def read_text(self, key: str) -> str:
         return self._path(key).read_text(encoding="utf-8")

@@ -39,6 +39,9 @@ class ProductionStore(Protocol):
     def list_manifests(self) -> Iterator[ManifestRef]:
         """Every production whose `production.json` exists, paging through all of them."""
 
+    def manifest_version(self, production_id: str) -> str | None:
+        """The version `list_manifests` gives this production; None without a manifest."""
+
     def read_text(self, key: str) -> str:
         """A small text object (the manifest)."""
 

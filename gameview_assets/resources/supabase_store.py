@@ -70,7 +70,7 @@ class SupabaseStore:
                 return
             offset += len(page)
 
-    def _manifest_version(self, production_id: str) -> str | None:
+    def manifest_version(self, production_id: str) -> str | None:
         for entry in self._list(production_id, search=MANIFEST_NAME):
             if entry.get("name") == MANIFEST_NAME and entry.get("id") is not None:
                 return _version(entry)
@@ -83,7 +83,7 @@ class SupabaseStore:
             if entry.get("id") is None and PRODUCTION_ID_PATTERN.fullmatch(entry.get("name", ""))
         ]
         with ThreadPoolExecutor(MANIFEST_CHECK_WORKERS) as pool:
-            versions = list(pool.map(self._manifest_version, folders))
+            versions = list(pool.map(self.manifest_version, folders))
         for production_id, version in zip(folders, versions, strict=True):
             if version is not None:
                 yield ManifestRef(production_id, version)

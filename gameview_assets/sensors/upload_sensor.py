@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from gameview_assets.core.callback_payload import CallbackError
 from gameview_assets.core.production import MANIFEST_NAME, InvalidProductionError, Manifest
@@ -19,6 +22,7 @@ from gameview_assets.partitions import productions
 from gameview_assets.presets import PRESET_NAMES
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource
+from gameview_assets.resources.store import ManifestRef
 
 INVALID_MANIFEST_CODE = "invalid_manifest"
 
@@ -45,6 +49,13 @@ def _callback_url_of(text: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return url if isinstance(url, str) else None
+
+
+def has_run(instance: DagsterInstance, ref: ManifestRef) -> bool:
+    """Whether a run for this manifest version exists already, such as one that
+    `gameview process` started in-process (Dagster's run keys only cover the sensor's own)."""
+    tags = {PARTITION_NAME_TAG: ref.production_id, MANIFEST_VERSION_TAG: ref.version}
+    return bool(instance.get_run_records(RunsFilter(tags=tags), limit=1))
 
 
 @sensor(
@@ -78,6 +89,8 @@ def upload_sensor(
             context.log.warning(f"could not read {key}, will retry next tick: {exc}")
             continue
         seen[ref.production_id] = ref.version
+        if has_run(context.instance, ref):
+            continue
         try:
             manifest = Manifest.from_json(text, PRESET_NAMES)
         except InvalidProductionError as exc:

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.test_utils import create_run_for_test
 
-from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG
+from gameview_assets.cli import submit_production
+from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource
 from gameview_assets.sensors.upload_sensor import upload_sensor
+from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer
 
 
@@ -100,6 +104,31 @@ def test_new_production_adds_its_partition_and_starts_one_run(
     assert again.run_requests == []
     assert again.dynamic_partitions_requests == []
     assert again.cursor == result.cursor
+
+
+def test_production_processed_by_the_cli_is_not_run_again(
+    instance: DagsterInstance, tmp_path: Path, server: CallbackServer
+) -> None:
+    store = tmp_path / "store"
+    video = tmp_path / "lobby.mp4"
+    video.write_bytes(b"not really a video")
+    settings = Settings.from_env({"GAMEVIEW_STORE": str(store), "GAMEVIEW_WORKDIR": str(tmp_path)})
+    version = submit_production(settings, [video], "preview", "lobby")
+    assert version is not None
+    # The run `gameview process` starts in-process, tagged as it tags it.
+    create_run_for_test(
+        instance,
+        job_name=PROCESS_JOB_NAME,
+        tags={PARTITION_NAME_TAG: "lobby", MANIFEST_VERSION_TAG: version},
+    )
+
+    first = tick(instance, store, server, None)
+    assert first.run_requests == []
+    assert json.loads(first.cursor) == {"lobby": version}
+
+    write_manifest(store, "lobby", {"preset": "fast"})
+    (rerun,) = tick(instance, store, server, first.cursor).run_requests
+    assert rerun.partition_key == "lobby" and rerun.tags[PRESET_TAG] == "fast"
 
 
 def test_half_uploaded_production_waits_for_its_manifest(
