@@ -26,33 +26,11 @@ def rasterize(
 
     `cpu_tile_size` only applies to the CPU path (smaller tiles waste less work there).
     """
+    scene = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     if means.is_cuda:
         from gsplat import rasterization
 
         # packed=False: the layout our CPU path produces and the trainer hands to the
         # densification strategy (gsplat's own default, packed=True, would not match it).
-        return rasterization(
-            means,
-            quats,
-            scales,
-            opacities,
-            colors,
-            viewmats,
-            Ks,
-            width,
-            height,
-            **{"packed": False, **kwargs},
-        )
-    return rasterizer.rasterization(
-        means,
-        quats,
-        scales,
-        opacities,
-        colors,
-        viewmats,
-        Ks,
-        width,
-        height,
-        tile_size=cpu_tile_size,
-        **kwargs,
-    )
+        return rasterization(*scene, **{"packed": False, **kwargs})
+    return rasterizer.rasterization(*scene, tile_size=cpu_tile_size, **kwargs)
