@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gameview_assets.core.train.config import TrainConfig
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def recipes(steps: int, max_splats: int, sh_degree: int) -> dict[str, object]:
-    from gameview_assets.core.train.config import TrainConfig
-
+def recipes(steps: int, max_splats: int, sh_degree: int) -> dict[str, TrainConfig]:
     ours = TrainConfig(steps=steps, max_splats=max_splats, sh_degree=sh_degree)
     gsplat = replace(
         ours,
