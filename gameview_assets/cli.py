@@ -12,14 +12,20 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gameview_assets.core.production import (
+    MANIFEST_NAME,
     InvalidProductionError,
     Manifest,
+    ProductionKeys,
     validate_production_id,
 )
 from gameview_assets.presets import PRESET_NAMES, get_preset
 from gameview_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
@@ -45,39 +51,52 @@ def submit_production(
 ) -> str | None:
     """Put the videos into the store as a production, the manifest last (as the app does);
     returns the manifest's version, which the upload sensor keys its runs on."""
-    from gameview_assets.definitions import build_definitions
+    import dagster as dg
 
-    store = build_definitions(settings).resources["store"].open()
-    keys = []
-    for video in videos:
-        key = f"{production_id}/videos/{video.name}"
-        store.upload(key, video)
-        keys.append(key.split("/", 1)[1])
-    manifest = Manifest(preset=preset, videos=tuple(keys))
-    staging = settings.workdir / f".{production_id}.production.json"
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    staging.write_text(manifest.to_json(), encoding="utf-8")
-    store.upload(f"{production_id}/production.json", staging)
-    staging.unlink()
-    return store.manifest_version(production_id)
+    from gameview_assets.definitions import store_resource
+
+    keys = ProductionKeys(production_id)
+    with dg.build_resources({"store": store_resource(settings)}) as resources:
+        store = resources.store.store
+        for video in videos:
+            store.upload(keys.video(video.name), video)
+        manifest = Manifest(
+            preset=preset, videos=tuple(keys.relative(keys.video(v.name)) for v in videos)
+        )
+        staging = settings.workdir / f".{production_id}.{MANIFEST_NAME}"
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        staging.write_text(manifest.to_json(), encoding="utf-8")
+        store.upload(keys.manifest, staging)
+        staging.unlink()
+        return store.manifest_version(production_id)
 
 
-def follow_progress(instance, run_id: str, done: threading.Event) -> None:
-    """Drive a progress bar from the run's `progress` log lines until the run ends."""
+def follow_progress(instance: DagsterInstance, run_id: str, done: threading.Event) -> None:
+    """Drive a progress bar from the run's progress observations (read by cursor, so each
+    poll fetches only new events) until the run ends."""
+    from dagster import DagsterEventType
     from tqdm import tqdm
 
-    from gameview_assets.assets.reporting import PROGRESS_LOG_PREFIX
+    from gameview_assets.assets.progress import PROGRESS
 
-    seen = 0
+    cursor = None
     with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed} {postfix}") as bar:
-        while not done.wait(1.0) or seen < len(instance.all_logs(run_id)):
-            records = instance.all_logs(run_id)
-            for record in records[seen:]:
-                words = (record.user_message or "").split(" ", 2)
-                if len(words) == 3 and words[0] == PROGRESS_LOG_PREFIX:
-                    bar.update(max(0, round(float(words[1]) * 100) - bar.n))
-                    bar.set_postfix_str(words[2][:60])
-            seen = len(records)
+        while True:
+            finished = done.wait(1.0)
+            page = instance.get_records_for_run(
+                run_id, cursor=cursor, of_type=DagsterEventType.ASSET_OBSERVATION
+            )
+            cursor = page.cursor
+            for record in page.records:
+                observation = record.event_log_entry.asset_observation
+                if observation is None or PROGRESS not in observation.metadata:
+                    continue
+                metadata = observation.metadata
+                bar.update(max(0, round(metadata[PROGRESS].value * 100) - bar.n))
+                stage = observation.asset_key.to_user_string()
+                bar.set_postfix_str(f"{stage}: {metadata['status'].value}"[:60])
+            if finished and not page.has_more:
+                return
 
 
 def process(videos: list[Path], preset: str, production_id: str | None) -> int:
@@ -126,10 +145,19 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
     if not result.success:
         error = failure_of_run(instance, run_id)
         return fail(f"{error.stage}: {error.message}. {error.hint}")
-    store_root = defs.resources["store"].open().describe()
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    print(f"results: {store_root}/{production_id}/results")
+    print(f"results: {result_location(settings, production_id)}")
     return 0
+
+
+def result_location(settings: Settings, production_id: str) -> str:
+    """Where the results of a production are, for people: a folder or a storage prefix."""
+    import dagster as dg
+
+    from gameview_assets.definitions import store_resource
+
+    with dg.build_resources({"store": store_resource(settings)}) as resources:
+        return f"{resources.store.store.describe()}/{ProductionKeys(production_id).results}"
 
 
 def poses(source: Path, out: Path, preset_name: str) -> int:

@@ -1,35 +1,57 @@
-"""The one Definitions object: assets, checks, job, sensors, resources, executor."""
+"""The one Definitions object: assets, checks, job, sensors, resources, executor.
+
+`defs` is loaded lazily (`@dg.definitions`), so importing this module reads no environment;
+tests build their own with `build_definitions(settings)`.
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar, multiprocess_executor
+import dagster as dg
 
 from gameview_assets.assets import all_assets
 from gameview_assets.jobs import process_production_job
 from gameview_assets.resources.callbacks import StudioCallbacks
-from gameview_assets.resources.storage import StoreResource, WorkdirResource
+from gameview_assets.resources.storage import (
+    LocalStoreResource,
+    StoreResource,
+    SupabaseStoreResource,
+    WorkdirResource,
+)
 from gameview_assets.sensors import all_sensors
 from gameview_assets.settings import Settings
 
 
-def build_definitions(settings: Settings) -> Definitions:
+def store_resource(settings: Settings) -> StoreResource:
+    """Supabase Storage when `SUPABASE_URL` is set, else the local folder (the default)."""
+    if not settings.supabase_url:
+        return LocalStoreResource(root=str(settings.store_root))
+    if not settings.supabase_key:
+        raise ValueError(
+            "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both, "
+            "or unset SUPABASE_URL to use the local store"
+        )
+    return SupabaseStoreResource(
+        url=settings.supabase_url,
+        service_role_key=dg.EnvVar("SUPABASE_SERVICE_ROLE_KEY"),
+        bucket=settings.bucket,
+    )
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to the given settings (tests pass their own folders)."""
-    return Definitions(
+    return dg.Definitions(
         assets=all_assets,
         jobs=[process_production_job],
         sensors=all_sensors,
         resources={
-            "store": StoreResource(
-                root=str(settings.store_root),
-                supabase_url=settings.supabase_url,
-                supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY") if settings.supabase_key else None,
-                bucket=settings.bucket,
-            ),
+            "store": store_resource(settings),
             "workdir": WorkdirResource(root=str(settings.workdir)),
             "callbacks": StudioCallbacks.from_settings(settings),
         },
-        executor=multiprocess_executor.configured({"max_concurrent": 2}),
+        executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )
 
 
-defs = build_definitions(Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

@@ -1,13 +1,15 @@
-"""The job that materializes every stage of one production's partition."""
+"""The job that materializes every stage of one production's partition, and its run tags."""
 
-from dagster import AssetSelection, define_asset_job
+import dagster as dg
 
 PROCESS_JOB_NAME = "process_production"
+PARTITION_TAG = "dagster/partition"
+"""Dagster's own tag for a run's partition key (public name, spelled once here)."""
 MANIFEST_VERSION_TAG = "gameview/manifest_version"
 PRESET_TAG = "gameview/preset"
 
-process_production_job = define_asset_job(
+process_production_job = dg.define_asset_job(
     PROCESS_JOB_NAME,
-    selection=AssetSelection.all(),
+    selection=dg.AssetSelection.all(),
     description="Videos to a published splat scene for one production.",
 )

@@ -1,5 +1,5 @@
 """One dynamic partition per production; the key is the production id."""
 
-from dagster import DynamicPartitionsDefinition
+import dagster as dg
 
-productions = DynamicPartitionsDefinition(name="productions")
+productions = dg.DynamicPartitionsDefinition(name="productions")

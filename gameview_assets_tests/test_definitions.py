@@ -2,9 +2,13 @@
 
 import itertools
 
+import dagster as dg
+import pytest
 from dagster import AssetCheckKey, AssetKey, Definitions
 
-from gameview_assets.definitions import defs
+from gameview_assets.definitions import defs as load_definitions
+
+defs = load_definitions()
 
 STAGES = ["source_videos", "frames", "sparse_model", "splat", "bundle"]
 
@@ -46,3 +50,28 @@ def test_quality_gates_are_blocking_checks():
 def test_training_runs_in_the_gpu_pool():
     node = defs.resolve_job_def("process_production").graph.node_dict
     assert node["splat"].definition.pool == "gpu"
+
+
+def test_import_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Definitions are built when loaded, not at import, so a bad setting fails at load."""
+    import importlib
+
+    import gameview_assets.definitions as module
+
+    monkeypatch.setenv("SUPABASE_URL", "https://example.supabase.co")
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
+    importlib.reload(module)
+    with pytest.raises(ValueError, match="SUPABASE_SERVICE_ROLE_KEY is not"):
+        module.defs()
+
+
+def test_the_deployment_picks_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameview_assets.resources.storage import LocalStoreResource, SupabaseStoreResource
+
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    assert isinstance(load_definitions().resources["store"], LocalStoreResource)
+    monkeypatch.setenv("SUPABASE_URL", "https://example.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "service-key")
+    store = load_definitions().resources["store"]
+    assert isinstance(store, SupabaseStoreResource)
+    assert store.service_role_key == dg.EnvVar("SUPABASE_SERVICE_ROLE_KEY")

@@ -10,35 +10,17 @@ import hmac
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from gameview_assets.core.errors import FailureReason
 
 TIMESTAMP_HEADER = "X-GameView-Timestamp"
 SIGNATURE_HEADER = "X-GameView-Signature"
 SIGNATURE_PREFIX = "sha256="
 
 Status = Literal["processing", "completed", "failed"]
-
-RESULT_FILES: dict[str, str] = {
-    "ply": "scene.ply",
-    "cameras": "cameras.json",
-    "thumbnail": "thumbnail.jpg",
-    "bundle": "bundle.json",
-}
-"""Result name in the callback body → file name under `<id>/results/`."""
-
-
-@dataclass(frozen=True)
-class CallbackError:
-    """Why a production failed, in words the studio app can show a person."""
-
-    stage: str
-    code: str
-    message: str
-    hint: str
-
 
 def build_payload(
     *,
@@ -49,7 +31,7 @@ def build_payload(
     progress: float | None = None,
     results: Mapping[str, Mapping[str, str]] | None = None,
     metrics: Mapping[str, Any] | None = None,
-    error: CallbackError | None = None,
+    error: FailureReason | None = None,
     sent_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A callback body; every key of DESIGN.md is always present (null when not relevant)."""
@@ -61,7 +43,7 @@ def build_payload(
         "progress": None if progress is None else round(min(max(progress, 0.0), 1.0), 4),
         "results": None if results is None else {k: dict(v) for k, v in results.items()},
         "metrics": None if metrics is None else dict(metrics),
-        "error": None if error is None else asdict(error),
+        "error": None if error is None else error.as_metadata(),
         "sent_at": (sent_at or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
 
@@ -95,7 +77,7 @@ def completed_payload(
     )
 
 
-def failed_payload(production_id: str, run_id: str | None, error: CallbackError) -> dict[str, Any]:
+def failed_payload(production_id: str, run_id: str | None, error: FailureReason) -> dict[str, Any]:
     return build_payload(
         production_id=production_id,
         run_id=run_id,
@@ -140,9 +122,6 @@ def verify_signature(
     except ValueError:
         return False
     return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
-
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def effective_allowed_hosts(allowed: Iterable[str], default_url: str | None) -> frozenset[str]:

@@ -7,8 +7,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gameview_assets.core.records import TrainingSummary
+    from gameview_assets.core.sfm import PoseResult
 
 SH_REST_COEFFS = 15  # degree 3: viewers expect all 45 f_rest fields whatever degree was trained
 PLY_FIELDS = (
@@ -168,6 +173,21 @@ def file_record(path: Path) -> dict:
 def write_json(data: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def bundle_metrics(frames_extracted: int, poses: PoseResult, training: TrainingSummary) -> dict:
+    """The figures bundle.json and the `completed` callback report (DESIGN.md, Outputs)."""
+    return {
+        "frames_extracted": frames_extracted,
+        "frames_registered": poses.num_registered,
+        "points_3d": poses.num_points,
+        "splats": training.num_splats,
+        "psnr": round(float(training.psnr), 3),
+        "ssim": round(float(training.ssim), 4),
+        "steps": training.steps,
+        "device": training.device,
+        "eval_history": training.eval_history,
+    }
 
 
 def bundle_document(

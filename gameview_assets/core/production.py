@@ -1,4 +1,5 @@
-"""What a production is: a validated id and the manifest the studio app writes last."""
+"""What a production is: a validated id, the manifest the studio app writes last, and the
+storage keys of everything it owns (DESIGN.md's bucket layout). Every key is built here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from dataclasses import dataclass, field
 
 PRODUCTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 MANIFEST_NAME = "production.json"
+VIDEOS_DIR = "videos"
+RESULTS_DIR = "results"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+RESULT_FILES: dict[str, str] = {
+    "ply": "scene.ply",
+    "cameras": "cameras.json",
+    "thumbnail": "thumbnail.jpg",
+    "bundle": "bundle.json",
+}
+"""Result name in the callback body → file name under `<id>/results/`; bundle.json is last."""
 
 
 class InvalidProductionError(ValueError):
@@ -83,3 +93,57 @@ class Manifest:
         if self.videos:
             data["videos"] = list(self.videos)
         return json.dumps(data, indent=2)
+
+
+@dataclass(frozen=True)
+class ProductionRun:
+    """A production as one run resolved it: `source_videos` reads the manifest once into this
+    record; every later stage and the callback sensors read the record, not the manifest."""
+
+    production_id: str
+    run_id: str
+    preset: str
+    callback_url: str | None
+    manifest_version: str | None
+    video_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProductionKeys:
+    """The storage keys of one production: `<id>/production.json`, `<id>/videos/…`,
+    `<id>/results/…`. The id is validated, so no key can leave the production's prefix."""
+
+    production_id: str
+
+    def __post_init__(self) -> None:
+        validate_production_id(self.production_id)
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.production_id}/{MANIFEST_NAME}"
+
+    @property
+    def videos(self) -> str:
+        """The folder (prefix) the app uploads videos into."""
+        return f"{self.production_id}/{VIDEOS_DIR}"
+
+    def video(self, file_name: str) -> str:
+        return f"{self.videos}/{file_name}"
+
+    def listed_video(self, relative_key: str) -> str:
+        """A manifest's `videos/…` entry (already checked by `Manifest`) as a full key."""
+        return f"{self.production_id}/{relative_key}"
+
+    def relative(self, key: str) -> str:
+        """A full key as the manifest lists it, relative to the production."""
+        return key.removeprefix(f"{self.production_id}/")
+
+    @property
+    def results(self) -> str:
+        return f"{self.production_id}/{RESULTS_DIR}"
+
+    def result(self, file_name: str) -> str:
+        return f"{self.results}/{file_name}"
+
+    def is_video(self, key: str) -> bool:
+        return key.startswith(f"{self.videos}/") and key.lower().endswith(VIDEO_SUFFIXES)

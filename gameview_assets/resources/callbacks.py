@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource, EnvVar, get_dagster_logger
+import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from gameview_assets.core.callback_payload import (
-    CallbackError,
     completed_payload,
     effective_allowed_hosts,
     encode_body,
@@ -20,6 +18,7 @@ from gameview_assets.core.callback_payload import (
     refusal_reason,
     signed_headers,
 )
+from gameview_assets.core.errors import FailureReason
 
 if TYPE_CHECKING:
     from gameview_assets.settings import Settings
@@ -28,13 +27,15 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SECRET_ENV = "GAMEVIEW_CALLBACK_SECRET"
 
 
-class StudioCallbacks(ConfigurableResource):
+class StudioCallbacks(dg.ConfigurableResource):
     """Tells the studio app how a production is going.
 
     `send` never raises and never POSTs to a host outside the allow-list (see
     `core.callback_payload.effective_allowed_hosts`): a callback URL comes from a manifest
     anyone with upload rights can write, so it must not become a way to reach internal hosts.
-    Redirects are not followed for the same reason.
+    Redirects are not followed for the same reason. The secret is bound to
+    `EnvVar("GAMEVIEW_CALLBACK_SECRET")` so the Dagster UI never shows it; outside Dagster,
+    open the resource with `dagster.build_resources` to resolve it.
     """
 
     default_url: str | None = None
@@ -52,13 +53,10 @@ class StudioCallbacks(ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StudioCallbacks:
-        """Built from settings; the secret stays an `EnvVar` so the Dagster UI never shows it."""
-        secret: Any = settings.callback_secret
-        if secret and os.environ.get(SECRET_ENV) == secret:
-            secret = EnvVar(SECRET_ENV)
+        """Built from settings; the secret stays in the environment (`EnvVar`)."""
         return cls(
             default_url=settings.callback_url,
-            secret=secret,
+            secret=dg.EnvVar(SECRET_ENV) if settings.callback_secret else None,
             allowed_hosts=list(settings.callback_allowed_hosts),
         )
 
@@ -70,7 +68,7 @@ class StudioCallbacks(ConfigurableResource):
         allowed = effective_allowed_hosts(self.allowed_hosts, self.default_url)
         reason = refusal_reason(target, allowed)
         if reason:
-            get_dagster_logger().warning(f"callback to {target} refused: {reason}")
+            dg.get_dagster_logger().warning(f"callback to {target} refused: {reason}")
             return None
         return target
 
@@ -118,7 +116,7 @@ class StudioCallbacks(ConfigurableResource):
         return self.send(url, completed_payload(production_id, run_id, results, metrics))
 
     def failed(
-        self, *, production_id: str, run_id: str | None, error: CallbackError, url: str | None
+        self, *, production_id: str, run_id: str | None, error: FailureReason, url: str | None
     ) -> bool:
         return self.send(url, failed_payload(production_id, run_id, error))
 
@@ -127,10 +125,10 @@ class StudioCallbacks(ConfigurableResource):
     ) -> bool:
         import httpx
 
-        log = get_dagster_logger()
+        log = dg.get_dagster_logger()
         body = encode_body(payload)
         what = f"{payload.get('status')} callback for {payload.get('production_id')} to {url}"
-        secret = self._secret()
+        secret = self.secret
         if not secret:
             log.warning(f"{what} is unsigned: GAMEVIEW_CALLBACK_SECRET is not set")
         with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
@@ -159,12 +157,6 @@ class StudioCallbacks(ConfigurableResource):
                 log.info(f"{what} failed ({problem}); retry {attempt}/{attempts - 1} in {delay:g}s")
                 time.sleep(delay)
         return False
-
-    def _secret(self) -> str | None:
-        """The HMAC key, also when the resource is used outside Dagster (EnvVar unresolved)."""
-        if isinstance(self.secret, EnvVar):
-            return self.secret.get_value()
-        return self.secret
 
 
 def _retry_after_s(value: str | None) -> float | None:

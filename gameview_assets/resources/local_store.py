@@ -8,12 +8,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from gameview_assets.core.production import (
-    MANIFEST_NAME,
-    PRODUCTION_ID_PATTERN,
-    validate_production_id,
-)
-from gameview_assets.resources.store import RESULTS_DIR, ManifestRef
+from gameview_assets.core.production import PRODUCTION_ID_PATTERN, ProductionKeys
+from gameview_assets.resources.store import ManifestRef
 
 
 class LocalStore:
@@ -40,8 +36,10 @@ class LocalStore:
                 yield ManifestRef(entry.name, version)
 
     def manifest_version(self, production_id: str) -> str | None:
-        manifest = self.root / production_id / MANIFEST_NAME
-        if not PRODUCTION_ID_PATTERN.fullmatch(production_id) or not manifest.is_file():
+        if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
+            return None
+        manifest = self._path(ProductionKeys(production_id).manifest)
+        if not manifest.is_file():
             return None
         stat = manifest.stat()
         return f"{stat.st_mtime_ns}-{stat.st_size}"
@@ -67,15 +65,15 @@ class LocalStore:
         os.replace(partial, target)
 
     def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
-        production = self._path(validate_production_id(production_id))
-        staging = production / f".{RESULTS_DIR}.{uuid.uuid4().hex}.partial"
+        keys = ProductionKeys(production_id)
+        final = self._path(keys.results)
+        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
         staging.mkdir(parents=True)
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
-            final = production / RESULTS_DIR
             if final.exists():
-                retired = production / f".{RESULTS_DIR}.{uuid.uuid4().hex}.old"
+                retired = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
                 final.rename(retired)
                 staging.rename(final)
                 shutil.rmtree(retired)
@@ -84,10 +82,13 @@ class LocalStore:
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
-        return {name: f"{production_id}/{RESULTS_DIR}/{name}" for name in files}
+        return {name: keys.result(name) for name in files}
 
     def signed_url(self, key: str, expires_in_s: int = 7 * 24 * 3600) -> str:
         return self._path(key).as_uri()
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def close(self) -> None:
+        pass

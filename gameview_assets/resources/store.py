@@ -1,13 +1,22 @@
-"""The production store interface: a bucket with DESIGN.md's storage layout."""
+"""The production store interface (a bucket with DESIGN.md's storage layout), and what the
+pipeline reads from it: a production resolved for a run, its videos."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-RESULTS_DIR = "results"
+from gameview_assets.core.errors import CaptureError
+from gameview_assets.core.production import (
+    MANIFEST_NAME,
+    VIDEO_SUFFIXES,
+    Manifest,
+    ProductionKeys,
+    ProductionRun,
+)
+
 CONTENT_TYPES = {
     ".ply": "application/octet-stream",
     ".json": "application/json",
@@ -65,3 +74,58 @@ class ProductionStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether an object exists."""
+
+    def close(self) -> None:
+        """Release connections (a no-op for the local folder)."""
+
+
+def resolve_production(store: ProductionStore, production_id: str, run_id: str) -> ProductionRun:
+    """Read the manifest once and resolve it for this run: preset, callback URL, version and
+    the full keys of the videos to process (the manifest's list, else every video uploaded).
+
+    Raises `InvalidProductionError` for a bad id or manifest and `CaptureError` when there is
+    nothing to process.
+    """
+    from gameview_assets.presets import PRESET_NAMES
+
+    keys = ProductionKeys(production_id)
+    if not store.exists(keys.manifest):
+        raise CaptureError(
+            "no_manifest",
+            f"{keys.manifest} was not found in {store.describe()}",
+            f"upload the videos, then {MANIFEST_NAME}",
+        )
+    version = store.manifest_version(production_id)
+    manifest = Manifest.from_json(store.read_text(keys.manifest), PRESET_NAMES)
+    if manifest.videos:
+        video_keys = [keys.listed_video(key) for key in manifest.videos]
+    else:
+        video_keys = [key for key in store.list_files(keys.videos) if keys.is_video(key)]
+    if not video_keys:
+        raise CaptureError(
+            "no_videos",
+            f"production {production_id} has no videos under {keys.videos}/",
+            f"upload at least one video ({', '.join(VIDEO_SUFFIXES)}) before {MANIFEST_NAME}",
+        )
+    return ProductionRun(
+        production_id=production_id,
+        run_id=run_id,
+        preset=manifest.preset,
+        callback_url=manifest.callback_url,
+        manifest_version=version,
+        video_keys=tuple(video_keys),
+    )
+
+
+def download_videos(store: ProductionStore, run: ProductionRun, dest: Path) -> Iterator[Path]:
+    """Download the run's videos into `dest`, yielding each local file as it arrives."""
+    for key in run.video_keys:
+        if not store.exists(key):
+            raise CaptureError(
+                "missing_video",
+                f"{key} is listed in {MANIFEST_NAME} but not in storage",
+                f"upload every video listed in {MANIFEST_NAME}, then write it again",
+            )
+        local = dest / PurePosixPath(key).name
+        store.download(key, local)
+        yield local

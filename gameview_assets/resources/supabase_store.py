@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from gameview_assets.core.callback_payload import RESULT_FILES
 from gameview_assets.core.production import (
     MANIFEST_NAME,
     PRODUCTION_ID_PATTERN,
-    validate_production_id,
+    RESULT_FILES,
+    ProductionKeys,
 )
-from gameview_assets.resources.store import RESULTS_DIR, ManifestRef, content_type_for
+from gameview_assets.resources.store import ManifestRef, content_type_for
 
 if TYPE_CHECKING:
     import httpx
@@ -137,11 +137,11 @@ class SupabaseStore:
         Storage has no multi-object transaction, so completeness is signalled by order: a
         consumer that sees a new bundle.json (or gets the `completed` callback) sees all files.
         """
-        prefix = f"{validate_production_id(production_id)}/{RESULTS_DIR}"
+        production = ProductionKeys(production_id)
         ordered = sorted(files, key=lambda name: name == LAST_RESULT)
         keys = {}
         for name in ordered:
-            keys[name] = f"{prefix}/{name}"
+            keys[name] = production.result(name)
             self.upload(keys[name], files[name])
         return keys
 
@@ -157,6 +157,9 @@ class SupabaseStore:
             entry.get("name") == name and entry.get("id") is not None
             for entry in self._list(folder, search=name)
         )
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def _version(entry: Mapping[str, Any]) -> str:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 
-from dagster import (
-    DagsterInstance,
-    DefaultSensorStatus,
-    RunRequest,
-    RunsFilter,
-    SensorEvaluationContext,
-    SensorResult,
-    sensor,
-)
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+import dagster as dg
 
-from gameview_assets.core.callback_payload import CallbackError
-from gameview_assets.core.production import MANIFEST_NAME, InvalidProductionError, Manifest
-from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, process_production_job
+from gameview_assets.core.errors import FailureReason
+from gameview_assets.core.production import InvalidProductionError, Manifest, ProductionKeys
+from gameview_assets.jobs import (
+    MANIFEST_VERSION_TAG,
+    PARTITION_TAG,
+    PRESET_TAG,
+    process_production_job,
+)
 from gameview_assets.partitions import productions
 from gameview_assets.presets import PRESET_NAMES
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -51,22 +47,22 @@ def _callback_url_of(text: str) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def has_run(instance: DagsterInstance, ref: ManifestRef) -> bool:
+def has_run(instance: dg.DagsterInstance, ref: ManifestRef) -> bool:
     """Whether a run for this manifest version exists already, such as one that
     `gameview process` started in-process (Dagster's run keys only cover the sensor's own)."""
-    tags = {PARTITION_NAME_TAG: ref.production_id, MANIFEST_VERSION_TAG: ref.version}
-    return bool(instance.get_run_records(RunsFilter(tags=tags), limit=1))
+    tags = {PARTITION_TAG: ref.production_id, MANIFEST_VERSION_TAG: ref.version}
+    return bool(instance.get_run_records(dg.RunsFilter(tags=tags), limit=1))
 
 
-@sensor(
+@dg.sensor(
     job=process_production_job,
     minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts a run when a production's manifest arrives or changes",
 )
 def upload_sensor(
-    context: SensorEvaluationContext, store: StoreResource, callbacks: StudioCallbacks
-) -> SensorResult:
+    context: dg.SensorEvaluationContext, store: StoreResource, callbacks: StudioCallbacks
+) -> dg.SensorResult:
     """One listing per tick; only new or changed manifests are read.
 
     The cursor holds only productions whose manifest exists now (deleted ones drop out), and
@@ -74,15 +70,15 @@ def upload_sensor(
     A manifest that cannot be read is left out of the cursor so the next tick tries again;
     an invalid one is recorded, so it is reported once, not every tick.
     """
-    bucket = store.open()
+    bucket = store.store
     previous = parse_cursor(context.cursor)
     seen: dict[str, str] = {}
-    run_requests: list[RunRequest] = []
+    run_requests: list[dg.RunRequest] = []
     for ref in bucket.list_manifests():
         if previous.get(ref.production_id) == ref.version:
             seen[ref.production_id] = ref.version
             continue
-        key = f"{ref.production_id}/{MANIFEST_NAME}"
+        key = ProductionKeys(ref.production_id).manifest
         try:
             text = bucket.read_text(key)
         except Exception as exc:
@@ -98,12 +94,12 @@ def upload_sensor(
             callbacks.failed(
                 production_id=ref.production_id,
                 run_id=None,
-                error=CallbackError("manifest", INVALID_MANIFEST_CODE, exc.message, exc.hint),
+                error=FailureReason("manifest", INVALID_MANIFEST_CODE, exc.message, exc.hint),
                 url=_callback_url_of(text),
             )
             continue
         run_requests.append(
-            RunRequest(
+            dg.RunRequest(
                 run_key=f"{ref.production_id}:{ref.version}",
                 partition_key=ref.production_id,
                 tags={MANIFEST_VERSION_TAG: ref.version, PRESET_TAG: manifest.preset},
@@ -113,7 +109,7 @@ def upload_sensor(
     new_ids = sorted({r.partition_key for r in run_requests if r.partition_key not in known})
     if run_requests:
         context.log.info(f"{len(run_requests)} run(s) requested, {len(new_ids)} new production(s)")
-    return SensorResult(
+    return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[productions.build_add_request(new_ids)] if new_ids else [],
         cursor=dump_cursor(seen),

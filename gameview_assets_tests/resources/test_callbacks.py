@@ -5,18 +5,19 @@ from __future__ import annotations
 import socket
 import time
 
+import dagster as dg
 import pytest
 
 from gameview_assets.core.callback_payload import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    CallbackError,
     effective_allowed_hosts,
     encode_body,
     refusal_reason,
     sign,
     verify_signature,
 )
+from gameview_assets.core.errors import FailureReason
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer, Received
@@ -57,7 +58,7 @@ def assert_signed(received: Received, secret: str = SECRET) -> None:
 def test_send_posts_a_signed_body_with_every_field() -> None:
     with CallbackServer() as server:
         callbacks = make_callbacks(server)
-        error = CallbackError("frames", "too_few_frames", "only 3 sharp frames", "film longer")
+        error = FailureReason("frames", "too_few_frames", "only 3 sharp frames", "film longer")
         assert callbacks.failed(production_id="p1", run_id="r1", error=error, url=None)
         (received,) = server.wait_for(1)
     assert received.path == "/default"
@@ -217,9 +218,12 @@ def test_from_settings_keeps_the_secret_in_the_environment(
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        callbacks = StudioCallbacks.from_settings(Settings.from_env())
-        assert callbacks.allowed_hosts == ["127.0.0.1", "studio.example.com"]
-        assert callbacks.send(None, {"status": "completed"})
+        resource = StudioCallbacks.from_settings(Settings.from_env())
+        assert resource.secret == dg.EnvVar("GAMEVIEW_CALLBACK_SECRET")
+        with dg.build_resources({"callbacks": resource}) as resources:
+            callbacks = resources.callbacks
+            assert callbacks.allowed_hosts == ["127.0.0.1", "studio.example.com"]
+            assert callbacks.send(None, {"status": "completed"})
         (received,) = server.wait_for(1)
     assert_signed(received, secret="from-env")
 

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import dagster as dg
 import httpx
 import pytest
 
 from gameview_assets.resources import supabase_store
-from gameview_assets.resources.storage import StoreResource
+from gameview_assets.resources.storage import SupabaseStoreResource
 from gameview_assets.resources.supabase_store import SupabaseStore
 
 KEY = "service-role-key"
@@ -261,10 +262,20 @@ def store(fake: FakeStorage) -> SupabaseStore:
     return SupabaseStore(fake.url, KEY, BUCKET)
 
 
-def test_the_resource_opens_a_supabase_store(fake: FakeStorage) -> None:
-    opened = StoreResource(supabase_url=fake.url, supabase_key=KEY, bucket=BUCKET).open()
-    assert isinstance(opened, SupabaseStore)
-    assert opened.describe() == "supabase://productions"
+def test_the_resource_opens_a_supabase_store(
+    fake: FakeStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_SUPABASE_KEY", KEY)
+    resource = SupabaseStoreResource(
+        url=fake.url, service_role_key=dg.EnvVar("TEST_SUPABASE_KEY"), bucket=BUCKET
+    )
+    with dg.build_resources({"store": resource}) as resources:
+        opened = resources.store.store
+        assert isinstance(opened, SupabaseStore)
+        assert opened.describe() == "supabase://productions"
+        fake.put("p1/production.json", b"{}")
+        assert opened.exists("p1/production.json")  # the key came from the environment
+    assert opened._http.is_closed  # one client per run, closed when it ends
 
 
 def test_list_manifests_pages_through_every_production(

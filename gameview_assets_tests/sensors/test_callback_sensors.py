@@ -20,10 +20,11 @@ from dagster import (
 )
 
 from gameview_assets.core.callback_payload import verify_signature
+from gameview_assets.core.production import ProductionRun
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
-from gameview_assets.resources.storage import StoreResource
+from gameview_assets.resources.storage import LocalStoreResource, WorkdirResource
 from gameview_assets.sensors.callback_sensors import (
     production_canceled_sensor,
     production_completed_sensor,
@@ -79,10 +80,18 @@ def server() -> Iterator[CallbackServer]:
 
 @pytest.fixture
 def store(tmp_path: Path, server: CallbackServer) -> Path:
+    """The store, and the run's record that `source_videos` resolved from its manifest."""
     manifest = {"preset": "preview", "callback_url": f"{server.url}/studio/{PRODUCTION}"}
     (tmp_path / PRODUCTION / "videos").mkdir(parents=True)
     (tmp_path / PRODUCTION / "production.json").write_text(json.dumps(manifest))
+    workdir(tmp_path).production(PRODUCTION).run.write(
+        ProductionRun(PRODUCTION, "run-1", "preview", manifest["callback_url"], "v1", ())
+    )
     return tmp_path
+
+
+def workdir(store: Path) -> WorkdirResource:
+    return WorkdirResource(root=str(store.parent / f"{store.name}-work"))
 
 
 def write_results(store: Path) -> None:
@@ -112,7 +121,8 @@ def evaluate(sensor, instance, result: ExecuteInProcessResult, store: Path, serv
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         resources={
-            "store": StoreResource(root=str(store)),
+            "store": LocalStoreResource(root=str(store)),
+            "workdir": workdir(store),
             "callbacks": StudioCallbacks(
                 default_url=f"{server.url}/default",
                 secret=SECRET,
@@ -214,8 +224,8 @@ def test_unexpected_error_is_an_internal_error(instance, store, server) -> None:
     assert error["hint"]
 
 
-def test_unreadable_manifest_falls_back_to_the_default_url(instance, store, server) -> None:
-    (store / PRODUCTION / "production.json").write_text("{oops")
+def test_unreadable_run_record_falls_back_to_the_default_url(instance, store, server) -> None:
+    workdir(store).production(PRODUCTION).run.path.write_text("{oops")
     result = run(instance, "capture_error")
 
     evaluate(production_failed_sensor, instance, result, store, server)
@@ -229,3 +239,25 @@ def test_canceled_run_sends_failed(instance, store, server) -> None:
     evaluate(production_canceled_sensor, instance, result, store, server)
 
     assert only_callback(server).json["error"]["code"] == "canceled"
+
+
+def test_the_run_record_not_the_live_manifest_names_the_url(instance, store, server) -> None:
+    """A manifest rewritten after the run resolved it does not redirect the run's callback."""
+    manifest = {"preset": "preview", "callback_url": f"{server.url}/rewritten"}
+    (store / PRODUCTION / "production.json").write_text(json.dumps(manifest))
+    result = run(instance, "capture_error")
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    assert only_callback(server).path == f"/studio/{PRODUCTION}"
+
+
+def test_a_run_that_never_resolved_its_manifest_uses_the_default_url(
+    instance, store, server
+) -> None:
+    workdir(store).production(PRODUCTION).run.discard()
+    result = run(instance, "capture_error")
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    assert only_callback(server).path == "/default"

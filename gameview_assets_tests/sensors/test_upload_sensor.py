@@ -17,7 +17,7 @@ from gameview_assets.cli import submit_production
 from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
-from gameview_assets.resources.storage import StoreResource
+from gameview_assets.resources.storage import LocalStoreResource
 from gameview_assets.sensors.upload_sensor import upload_sensor
 from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer
@@ -57,7 +57,7 @@ def tick(
         instance=instance,
         cursor=cursor,
         resources={
-            "store": StoreResource(root=str(store)),
+            "store": LocalStoreResource(root=str(store)),
             "callbacks": StudioCallbacks(
                 default_url=f"{server.url}/default",
                 secret="s",

@@ -1,0 +1,57 @@
+"""Failures a person can act on: stage failures and failed quality gates both carry a
+`FailureReason` in their metadata, which the `failed` callback passes to the studio app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import dagster as dg
+
+from gameview_assets.core.errors import CaptureError, FailureReason
+from gameview_assets.core.production import InvalidProductionError
+from gameview_assets.core.records import MissingRecordError
+
+
+def stage_failure(reason: FailureReason) -> dg.Failure:
+    return dg.Failure(description=f"{reason.message}. {reason.hint}", metadata=reason.as_metadata())
+
+
+@contextmanager
+def failures_reported(stage: str) -> Iterator[None]:
+    """Turn the engine's errors about the input into a stage failure with its reason."""
+    try:
+        yield
+    except CaptureError as exc:
+        raise stage_failure(FailureReason.of_capture(stage, exc)) from exc
+    except InvalidProductionError as exc:
+        reason = FailureReason(stage, "invalid_production", exc.message, exc.hint)
+        raise stage_failure(reason) from exc
+    except MissingRecordError as exc:
+        reason = FailureReason(
+            stage,
+            "missing_upstream",
+            str(exc),
+            "materialize the upstream assets of this production first",
+        )
+        raise stage_failure(reason) from exc
+
+
+def quality_gate(
+    check_name: str,
+    description: str,
+    metadata: Mapping[str, object],
+    failure: FailureReason | None,
+) -> dg.AssetCheckResult:
+    """A blocking check's result: passed without a reason; failed with the reason in its
+    metadata and description, so the run's `failed` callback says what to do."""
+    if failure is None:
+        return dg.AssetCheckResult(
+            check_name=check_name, passed=True, metadata=dict(metadata), description=description
+        )
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=False,
+        metadata={**metadata, **failure.as_metadata()},
+        description=f"{failure.message}. {failure.hint}",
+    )

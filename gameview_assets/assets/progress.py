@@ -1,0 +1,70 @@
+"""Stage progress as structured events: an `AssetObservation` per step of progress (the UI
+lists them, `gameview process` draws its bar from them) and `processing` callbacks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from gameview_assets.core.workdir import ProductionPaths
+from gameview_assets.resources.callbacks import StudioCallbacks
+
+STAGE_SPANS: dict[str, tuple[float, float]] = {
+    "source_videos": (0.0, 0.05),
+    "frames": (0.05, 0.15),
+    "sparse_model": (0.15, 0.35),
+    "splat": (0.35, 0.95),
+    "bundle": (0.95, 1.0),
+}
+"""The share of the whole run each stage covers, measured on the preview preset."""
+PROGRESS = "progress"
+"""Metadata key of a progress observation: the whole run's fraction done, 0..1."""
+EVENT_STEP = 0.05
+"""A stage records an observation each time its own progress moves this much."""
+
+@dataclass
+class StageReporter:
+    """Turns a stage's own 0..1 progress into progress observations and `processing`
+    callbacks; `finish` records the stage's wall time with the production's timings."""
+
+    context: dg.AssetExecutionContext
+    callbacks: StudioCallbacks
+    stage: str
+    callback_url: str | None
+    started: float = field(default_factory=time.perf_counter)
+    _last_recorded: float = -1.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        start, end = STAGE_SPANS[self.stage]
+        fraction = min(max(fraction, 0.0), 1.0)
+        overall = start + (end - start) * fraction
+        if fraction >= 1.0 or fraction - self._last_recorded >= EVENT_STEP:
+            self._last_recorded = fraction
+            self.context.log_event(
+                dg.AssetObservation(
+                    asset_key=self.context.asset_key,
+                    partition=self.context.partition_key,
+                    metadata={
+                        PROGRESS: round(overall, 4),
+                        "stage_progress": round(fraction, 4),
+                        "status": message or f"{fraction:.0%}",
+                    },
+                )
+            )
+        self.callbacks.processing(
+            production_id=self.context.partition_key,
+            run_id=self.context.run.run_id,
+            stage=self.stage,
+            progress=overall,
+            url=self.callback_url,
+        )
+
+    def finish(self, paths: ProductionPaths) -> dict[str, float]:
+        """Record this stage's wall time with the run's timings and return them all."""
+        self(1.0, "done")
+        timings = paths.timings.read() if paths.timings.exists() else {}
+        timings[self.stage] = round(time.perf_counter() - self.started, 3)
+        paths.timings.write(timings)
+        return timings

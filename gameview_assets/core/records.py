@@ -1,0 +1,74 @@
+"""Typed JSON records that stages hand each other through the work directory.
+
+Each record file has one type, one write and one read (pydantic validates dataclasses, Paths
+and nested lists both ways), so no stage indexes another's dictionary by string.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class MissingRecordError(FileNotFoundError):
+    """A stage's input record is absent: the stage that writes it has not run."""
+
+
+@dataclass(frozen=True)
+class RecordFile(Generic[T]):
+    """One record on disk: `kind` is its type (a dataclass, or a list/dict of them)."""
+
+    path: Path
+    kind: Any
+
+    def write(self, value: T) -> None:
+        """Write atomically: a reader never sees half a record."""
+        from pydantic import TypeAdapter
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(TypeAdapter(self.kind).dump_json(value, indent=2))
+        os.replace(partial, self.path)
+
+    def read(self) -> T:
+        from pydantic import TypeAdapter
+
+        if not self.path.is_file():
+            raise MissingRecordError(f"{self.path.name} is missing from {self.path.parent}")
+        return TypeAdapter(self.kind).validate_json(self.path.read_bytes())
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What `bundle` and the UI need of a training run (the splats themselves are a file)."""
+
+    steps: int
+    num_splats: int
+    psnr: float
+    ssim: float
+    num_eval_views: int
+    seconds: float
+    steps_per_second: float
+    peak_memory_mb: float
+    device: str
+    resumed_from_step: int
+    eval_history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: Any) -> TrainingSummary:
+        """The summary of a `TrainResult` (same field names; the tensors stay out)."""
+        return cls(**{f.name: getattr(result, f.name) for f in fields(cls)})
+
+
+StageTimings = dict[str, float]
+"""Wall seconds per stage of the current run, in stage order."""
