@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.test_utils import create_run_for_test
 
 from gameview_assets.cli import submit_production
-from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
+from gameview_assets.jobs import MANIFEST_VERSION_TAG, PARTITION_TAG, PRESET_TAG
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import LocalStoreResource
@@ -106,6 +105,16 @@ def test_new_production_adds_its_partition_and_starts_one_run(
     assert again.cursor == result.cursor
 
 
+@dg.op
+def nothing() -> None:
+    pass
+
+
+@dg.job
+def stand_in_for_the_cli_run() -> None:
+    nothing()
+
+
 def test_production_processed_by_the_cli_is_not_run_again(
     instance: DagsterInstance, tmp_path: Path, server: CallbackServer
 ) -> None:
@@ -115,11 +124,9 @@ def test_production_processed_by_the_cli_is_not_run_again(
     settings = Settings.from_env({"GAMEVIEW_STORE": str(store), "GAMEVIEW_WORKDIR": str(tmp_path)})
     version = submit_production(settings, [video], "preview", "lobby")
     assert version is not None
-    # The run `gameview process` starts in-process, tagged as it tags it.
-    create_run_for_test(
-        instance,
-        job_name=PROCESS_JOB_NAME,
-        tags={PARTITION_NAME_TAG: "lobby", MANIFEST_VERSION_TAG: version},
+    # A run tagged as `gameview process` tags the one it starts in-process.
+    stand_in_for_the_cli_run.execute_in_process(
+        instance=instance, tags={PARTITION_TAG: "lobby", MANIFEST_VERSION_TAG: version}
     )
 
     first = tick(instance, store, server, None)
