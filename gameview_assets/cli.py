@@ -72,30 +72,20 @@ def submit_production(
 
 
 def follow_progress(instance: DagsterInstance, run_id: str, done: threading.Event) -> None:
-    """Drive a progress bar from the run's progress observations (read by cursor, so each
-    poll fetches only new events) until the run ends."""
-    from dagster import DagsterEventType
+    """Drive a progress bar from the run's progress events until the run ends."""
     from tqdm import tqdm
 
-    from gameview_assets.assets.progress import PROGRESS
+    from gameview_assets.assets.progress import progress_since
 
     cursor = None
     with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed} {postfix}") as bar:
         while True:
             finished = done.wait(1.0)
-            page = instance.get_records_for_run(
-                run_id, cursor=cursor, of_type=DagsterEventType.ASSET_OBSERVATION
-            )
-            cursor = page.cursor
-            for record in page.records:
-                observation = record.event_log_entry.asset_observation
-                if observation is None or PROGRESS not in observation.metadata:
-                    continue
-                metadata = observation.metadata
-                bar.update(max(0, round(metadata[PROGRESS].value * 100) - bar.n))
-                stage = observation.asset_key.to_user_string()
-                bar.set_postfix_str(f"{stage}: {metadata['status'].value}"[:60])
-            if finished and not page.has_more:
+            updates, cursor, more = progress_since(instance, run_id, cursor)
+            for update in updates:
+                bar.update(max(0, round(update.fraction * 100) - bar.n))
+                bar.set_postfix_str(f"{update.stage}: {update.status}"[:60])
+            if finished and not more:
                 return
 
 

@@ -68,3 +68,36 @@ class StageReporter:
         timings[self.stage] = round(time.perf_counter() - self.started, 3)
         paths.timings.write(timings)
         return timings
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One progress observation read back: the whole run's fraction, its stage and status."""
+
+    fraction: float
+    stage: str
+    status: str
+
+
+def progress_since(
+    instance: dg.DagsterInstance, run_id: str, cursor: str | None
+) -> tuple[list[ProgressUpdate], str, bool]:
+    """The run's progress observations after `cursor` (None: from the start), the cursor to
+    pass next time, and whether more are waiting; a poll fetches only new events."""
+    page = instance.get_records_for_run(
+        run_id, cursor=cursor, of_type=dg.DagsterEventType.ASSET_OBSERVATION
+    )
+    updates = []
+    for record in page.records:
+        observation = record.event_log_entry.asset_observation
+        if observation is None or PROGRESS not in observation.metadata:
+            continue
+        metadata = observation.metadata
+        updates.append(
+            ProgressUpdate(
+                fraction=float(metadata[PROGRESS].value),
+                stage=observation.asset_key.to_user_string(),
+                status=str(metadata["status"].value),
+            )
+        )
+    return updates, page.cursor, page.has_more

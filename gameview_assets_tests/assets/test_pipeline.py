@@ -16,6 +16,7 @@ from dagster import (
 )
 from PIL import Image
 
+from gameview_assets.assets.progress import progress_since
 from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.export import read_ply
 from gameview_assets.definitions import build_definitions
@@ -78,6 +79,7 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
                     result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
                 )
             ]
+            updates, _, more = progress_since(instance, result.run_id, None)
             production_completed_sensor(
                 build_run_status_sensor_context(
                     sensor_name=production_completed_sensor.name,
@@ -127,6 +129,13 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
     }
     with Image.open(results / "thumbnail.jpg") as thumbnail:
         assert thumbnail.format == "JPEG" and thumbnail.width == 640
+
+    assert not more and [u.stage for u in updates] == sorted(
+        (u.stage for u in updates), key=STAGES.index
+    )  # progress events arrive in stage order, each stage's last at its end
+    fractions = [u.fraction for u in updates]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {u.stage for u in updates if u.status == "done"} == set(STAGES)
 
     statuses = [r["status"] for r in received]
     assert statuses[-1] == "completed" and set(statuses[:-1]) == {"processing"}
