@@ -35,6 +35,22 @@ def _production_id(context: dg.RunStatusSensorContext) -> str | None:
     return production_id
 
 
+def _send_failed(
+    context: dg.RunStatusSensorContext,
+    workdir: WorkdirResource,
+    callbacks: StudioCallbacks,
+    error: FailureReason,
+) -> None:
+    production_id = _production_id(context)
+    if production_id is not None:
+        callbacks.failed(
+            production_id=production_id,
+            run_id=context.dagster_run.run_id,
+            error=error,
+            url=run_callback_url(workdir, production_id),
+        )
+
+
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[process_production_job],
@@ -95,16 +111,8 @@ def production_completed_sensor(
 def production_failed_sensor(
     context: dg.RunStatusSensorContext, workdir: WorkdirResource, callbacks: StudioCallbacks
 ) -> None:
-    production_id = _production_id(context)
-    if production_id is None:
-        return
-    run_id = context.dagster_run.run_id
-    callbacks.failed(
-        production_id=production_id,
-        run_id=run_id,
-        error=failure_of_run(context.instance, run_id),
-        url=run_callback_url(workdir, production_id),
-    )
+    error = failure_of_run(context.instance, context.dagster_run.run_id)
+    _send_failed(context, workdir, callbacks, error)
 
 
 @dg.run_status_sensor(
@@ -116,17 +124,10 @@ def production_failed_sensor(
 def production_canceled_sensor(
     context: dg.RunStatusSensorContext, workdir: WorkdirResource, callbacks: StudioCallbacks
 ) -> None:
-    production_id = _production_id(context)
-    if production_id is None:
-        return
-    callbacks.failed(
-        production_id=production_id,
-        run_id=context.dagster_run.run_id,
-        error=FailureReason(
-            "run",
-            "canceled",
-            "processing was canceled by an operator",
-            "upload production.json again to start a new run",
-        ),
-        url=run_callback_url(workdir, production_id),
+    error = FailureReason(
+        "run",
+        "canceled",
+        "processing was canceled by an operator",
+        "upload production.json again to start a new run",
     )
+    _send_failed(context, workdir, callbacks, error)
