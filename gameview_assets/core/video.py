@@ -22,7 +22,6 @@ from gameview_assets.core.errors import CaptureError
 
 Progress = Callable[[float, str], None]
 
-STAGE = "frames"
 JPEG_QUALITY = 95
 CANDIDATES_PER_WINDOW = 6
 SCORE_MAX_SIDE = 960
@@ -83,16 +82,15 @@ def probe_video(path: Path, min_duration_s: float = 1.5) -> VideoInfo:
     """Read a video's size, rate, rotation and length; reject files that cannot be used."""
     path = Path(path)
     if not path.is_file():
-        raise CaptureError("not_found", f"{path.name}: file not found", "Upload the video again.",
-                           STAGE)
+        raise CaptureError("not_found", f"{path.name}: file not found", "Upload the video again.")
     if path.stat().st_size == 0:
         raise CaptureError("empty_file", f"{path.name}: the file is empty (0 bytes)",
-                           "The upload did not finish; upload the video again.", STAGE)
+                           "The upload did not finish; upload the video again.")
     header = _run_ffmpeg(["-hide_banner", "-i", str(path)]).stderr
     stream = _VIDEO_STREAM.search(header)
     if "Invalid data found" in header or stream is None:
         raise CaptureError("not_a_video", f"{path.name}: not a readable video file",
-                           "Upload an MP4 or MOV video straight from the phone's camera.", STAGE)
+                           "Upload an MP4 or MOV video straight from the phone's camera.")
     codec, coded_w, coded_h = stream.group(1), int(stream.group(2)), int(stream.group(3))
     rotation = _rotation(header)
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
@@ -103,14 +101,14 @@ def probe_video(path: Path, min_duration_s: float = 1.5) -> VideoInfo:
     decoded = _run_ffmpeg(["-v", "error", "-i", str(path), "-frames:v", "1", "-f", "null", "-"])
     if decoded.returncode != 0:
         raise CaptureError("not_a_video", f"{path.name}: the video cannot be decoded",
-                           "The file is damaged; export or upload it again.", STAGE)
+                           "The file is damaged; export or upload it again.")
     if duration is None:
         duration = _decoded_duration(path)
     if duration < min_duration_s:
         raise CaptureError(
             "video_too_short",
             f"{path.name}: the video is {duration:.1f} s long, shorter than {min_duration_s:g} s",
-            "Film a slow walk around the subject lasting at least 10 seconds.", STAGE)
+            "Film a slow walk around the subject lasting at least 10 seconds.")
     return VideoInfo(path=path, duration_s=duration, width=width, height=height, fps=fps,
                      rotation=rotation, codec=codec)
 

@@ -15,7 +15,6 @@ from gameview_assets.core.sfm.diagnostics import FrameLike, diagnose_capture, me
 
 Progress = Callable[[float, str], None]
 
-STAGE = "sparse_model"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -61,7 +60,7 @@ class TooFewRegisteredError(CaptureError):
     and `result` the best attempt, for diagnostics."""
 
     def __init__(self, message: str, hint: str, cause: str, result: PoseResult) -> None:
-        super().__init__("too_few_registered", message, hint, STAGE)
+        super().__init__("too_few_registered", message, hint)
         self.cause = cause
         self.result = result
 
@@ -94,7 +93,7 @@ def register_images(
     names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not names:
         raise CaptureError("no_frames", f"{image_dir}: no images to register",
-                           "Check that frame extraction produced JPEG files.", STAGE)
+                           "Check that frame extraction produced JPEG files.")
     work_dir.mkdir(parents=True, exist_ok=True)
     with Image.open(image_dir / names[0]) as first:
         image_side = max(first.size)
