@@ -8,12 +8,11 @@ from dataclasses import asdict, dataclass
 class CaptureError(Exception):
     """Bad input: `code` is machine-readable, `message` names the file, `hint` says what to do."""
 
-    def __init__(self, code: str, message: str, hint: str, stage: str = "") -> None:
+    def __init__(self, code: str, message: str, hint: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
-        self.stage = stage
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

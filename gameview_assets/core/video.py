@@ -1,9 +1,10 @@
-"""Probe videos and pick the frames worth reconstructing, with the bundled FFmpeg.
+"""Probe videos and pick the frames worth reconstructing.
 
-There is no ffprobe next to imageio-ffmpeg's binary, so probing parses `ffmpeg -i` and then
-decodes one frame to prove the file is really playable. Extraction streams raw RGB frames
-out of FFmpeg one at a time (already rotated upright and scaled), keeps the sharpest frame
-of each time window, drops frames where the camera stood still and caps the count.
+Probing reads the container's metadata with PyAV (FFmpeg's libraries) and decodes one frame,
+which proves the file plays and carries the display matrix phones write for rotation.
+Extraction streams raw RGB frames out of imageio-ffmpeg's FFmpeg binary one at a time (already
+rotated upright and scaled), keeps the sharpest frame of each time window, drops frames where
+the camera stood still and caps the count.
 """
 
 from __future__ import annotations
@@ -12,27 +13,26 @@ import math
 import re
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
+from av.container import InputContainer
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 from PIL import Image
 
 from gameview_assets.core.errors import CaptureError
 
 Progress = Callable[[float, str], None]
 
-STAGE = "frames"
 JPEG_QUALITY = 95
 CANDIDATES_PER_WINDOW = 6
 SCORE_MAX_SIDE = 960
 THUMB_SIDE = 64
-
-_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
-_FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
-_DISPLAY_MATRIX = re.compile(r"(?:Display Matrix|displaymatrix): rotation of (-?[\d.]+) degrees")
-_ROTATE_TAG = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.MULTILINE)
+DEFAULT_FPS = 30.0  # for streams that state no rate
 
 
 @dataclass(frozen=True)
@@ -83,34 +83,26 @@ def probe_video(path: Path, min_duration_s: float = 1.5) -> VideoInfo:
     """Read a video's size, rate, rotation and length; reject files that cannot be used."""
     path = Path(path)
     if not path.is_file():
-        raise CaptureError("not_found", f"{path.name}: file not found", "Upload the video again.",
-                           STAGE)
+        raise CaptureError("not_found", f"{path.name}: file not found", "Upload the video again.")
     if path.stat().st_size == 0:
         raise CaptureError("empty_file", f"{path.name}: the file is empty (0 bytes)",
-                           "The upload did not finish; upload the video again.", STAGE)
-    header = _run_ffmpeg(["-hide_banner", "-i", str(path)]).stderr
-    stream = _VIDEO_STREAM.search(header)
-    if "Invalid data found" in header or stream is None:
-        raise CaptureError("not_a_video", f"{path.name}: not a readable video file",
-                           "Upload an MP4 or MOV video straight from the phone's camera.", STAGE)
-    codec, coded_w, coded_h = stream.group(1), int(stream.group(2)), int(stream.group(3))
-    rotation = _rotation(header)
-    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    stream_line = header[stream.start():].splitlines()[0]
-    fps_match = _FPS.search(stream_line)
-    fps = float(fps_match.group(1)) if fps_match else 30.0
-    duration = _duration(header)
-    decoded = _run_ffmpeg(["-v", "error", "-i", str(path), "-frames:v", "1", "-f", "null", "-"])
-    if decoded.returncode != 0:
-        raise CaptureError("not_a_video", f"{path.name}: the video cannot be decoded",
-                           "The file is damaged; export or upload it again.", STAGE)
+                           "The upload did not finish; upload the video again.")
+    with _open_video(path) as (container, stream):
+        frame = _first_frame(path, container, stream)
+        fps = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
+        codec = stream.codec_context.codec.canonical_name
+        duration = None if container.duration is None else container.duration / av.time_base
     if duration is None:
-        duration = _decoded_duration(path)
+        duration = _packet_duration(path)
     if duration < min_duration_s:
         raise CaptureError(
             "video_too_short",
             f"{path.name}: the video is {duration:.1f} s long, shorter than {min_duration_s:g} s",
-            "Film a slow walk around the subject lasting at least 10 seconds.", STAGE)
+            "Film a slow walk around the subject lasting at least 10 seconds.")
+    rotation = round(-frame.rotation) % 360  # the matrix turns counter-clockwise
+    width, height = frame.width, frame.height
+    if rotation in (90, 270):
+        width, height = height, width
     return VideoInfo(path=path, duration_s=duration, width=width, height=height, fps=fps,
                      rotation=rotation, codec=codec)
 
@@ -262,32 +254,35 @@ def _unique_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
-def _rotation(header: str) -> int:
-    matrix = _DISPLAY_MATRIX.search(header)
-    if matrix:
-        return round(-float(matrix.group(1))) % 360
-    tag = _ROTATE_TAG.search(header)
-    return int(tag.group(1)) % 360 if tag else 0
+@contextmanager
+def _open_video(path: Path) -> Iterator[tuple[InputContainer, VideoStream]]:
+    """The container and its first video stream; anything else is not a video we can use."""
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise _not_a_video(path) from error
+    with container:
+        if not container.streams.video:
+            raise _not_a_video(path)
+        yield container, container.streams.video[0]
 
 
-def _duration(header: str) -> float | None:
-    match = _DURATION.search(header)
-    if match is None:
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+def _not_a_video(path: Path) -> CaptureError:
+    return CaptureError("not_a_video", f"{path.name}: not a readable video file",
+                        "Upload an MP4 or MOV video straight from the phone's camera.")
 
 
-def _decoded_duration(path: Path) -> float:
-    """Length by decoding, for streams whose container states none."""
-    result = _run_ffmpeg(["-hide_banner", "-i", str(path), "-f", "null", "-"])
-    times = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", result.stderr)
-    if not times:
-        return 0.0
-    hours, minutes, seconds = times[-1]
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+def _first_frame(path: Path, container: InputContainer, stream: VideoStream) -> VideoFrame:
+    """Decode one frame: a file that opens may still not play."""
+    try:
+        return next(container.decode(stream))
+    except (av.FFmpegError, StopIteration) as error:
+        raise CaptureError("not_a_video", f"{path.name}: the video cannot be decoded",
+                           "The file is damaged; export or upload it again.") from error
 
 
-def _run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ffmpeg_exe(), "-nostdin", *args], capture_output=True, text=True,
-                          errors="replace", check=False)
+def _packet_duration(path: Path) -> float:
+    """Length from the packets' own durations, for streams whose container states none."""
+    with av.open(str(path)) as container:
+        return float(sum(packet.duration * packet.time_base
+                         for packet in container.demux(video=0) if packet.duration))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from dataclasses import asdict
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from gameview_assets.core.samples import render_orbit_images, scene_extent
 from gameview_assets.core.sfm import (
     FrameStats,
     PoseOptions,
+    PoseResult,
     TooFewRegisteredError,
     diagnose_capture,
     register_images,
@@ -24,6 +29,7 @@ DATASETS = Path(
         "GAMEVIEW_DATASETS", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
     )
 )
+GLOG_LINE = re.compile(r"^[IWEF]\d{8} \d\d:\d\d:\d\d\.\d+ ", re.MULTILINE)
 
 
 def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -48,10 +54,15 @@ def recovered_centres(model_dir: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def orbit(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("orbit")
-    cameras = render_orbit_images(root / "images", count=24, size=(320, 240))
-    result = register_images(root / "images", root / "work", PoseOptions())
+def orbit_images(tmp_path_factory: pytest.TempPathFactory):
+    images = tmp_path_factory.mktemp("orbit") / "images"
+    return images, render_orbit_images(images, count=24, size=(320, 240))
+
+
+@pytest.fixture(scope="module")
+def orbit(orbit_images):
+    images, cameras = orbit_images
+    result = register_images(images, images.parent / "work", PoseOptions())
     return cameras, result
 
 
@@ -85,6 +96,30 @@ def test_undistorted_model_is_pinhole(orbit) -> None:
     assert len(list((result.undistorted_dir / "images").iterdir())) == result.num_registered
 
 
+def test_colmap_logs_to_a_file_not_the_terminal(orbit_images, tmp_path: Path, capfd) -> None:
+    import pycolmap
+
+    terminal_flags = (pycolmap.logging.alsologtostderr, pycolmap.logging.stderrthreshold)
+    result = register_images(orbit_images[0], tmp_path, PoseOptions(undistort=False))
+    out, err = capfd.readouterr()
+    assert not GLOG_LINE.search(out + err), (out + err)[:500]
+    assert result.log_file == tmp_path / "colmap.log"
+    assert "Feature extraction" in result.log_file.read_text()
+    assert len(GLOG_LINE.findall(result.log_file.read_text())) > 100
+    assert [p.name for p in tmp_path.glob("colmap.log*")] == ["colmap.log"]
+    assert (pycolmap.logging.alsologtostderr, pycolmap.logging.stderrthreshold) == terminal_flags
+
+
+def test_pose_result_round_trips_through_json(orbit) -> None:
+    """Fields are JSON values or Paths, so poses.json reads back into the same record."""
+    _, result = orbit
+    data = json.loads(json.dumps(asdict(result), default=str))
+    hints = get_type_hints(PoseResult)
+    paths = {name for name, hint in hints.items() if Path in (hint, *get_args(hint))}
+    restored = {k: Path(v) if k in paths and v is not None else v for k, v in data.items()}
+    assert PoseResult(**restored) == result
+
+
 def test_featureless_dark_frames_fail_with_a_reason(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images = tmp_path / "images"
@@ -98,6 +133,7 @@ def test_featureless_dark_frames_fail_with_a_reason(tmp_path: Path) -> None:
     assert error.value.cause == "too_dark"
     assert "images" in error.value.message and error.value.hint
     assert error.value.result.num_registered == 0
+    assert GLOG_LINE.search(error.value.result.log_file.read_text())
 
 
 def frame(name: str, sharp: float = 500.0, bright: float = 120.0, video: str = "a") -> FrameStats:

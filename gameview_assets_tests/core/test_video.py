@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,24 +46,31 @@ def encode(frames: list[np.ndarray], path: Path, fps: int, *extra: str) -> Path:
     ]
     subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
     if extra:
-        rotated = path.with_name(f"rotated_{path.name}")
-        subprocess.run(
-            [
-                ffmpeg_exe(),
-                "-v",
-                "error",
-                "-y",
-                *extra,
-                "-i",
-                str(path),
-                "-c",
-                "copy",
-                str(rotated),
-            ],
-            check=True,
-        )
-        return rotated
+        return remux(path, path.with_name(f"rotated_{path.name}"), input_options=extra)
     return path
+
+
+def remux(
+    source: Path, target: Path, *output_options: str, input_options: Sequence[str] = ()
+) -> Path:
+    """Copy the streams into another container, its kind taken from the target's suffix."""
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            *input_options,
+            "-i",
+            str(source),
+            "-c",
+            "copy",
+            *output_options,
+            str(target),
+        ],
+        check=True,
+    )
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +129,24 @@ def test_rotated_phone_video_comes_out_upright(views: list[np.ndarray], tmp_path
     straight = np.asarray(Image.open(tmp_path / "plain" / reference.name), dtype=np.float32)
     assert np.abs(turned - np.rot90(straight, k=1)).mean() < 8
     assert np.abs(turned - np.rot90(straight, k=-1)).mean() > 20
+
+
+def test_bare_rotate_tag_is_not_taken_for_a_rotation(orbit_video: Path, tmp_path: Path) -> None:
+    """FFmpeg turns frames by the display matrix only, so a `rotate` tag alone (no longer
+    written for MP4/MOV, still storable in Matroska) must not swap the size extraction scales
+    to."""
+    tagged = remux(orbit_video, tmp_path / "tagged.mkv", "-metadata:s:v:0", "rotate=90")
+    info = probe_video(tagged)
+    assert (info.width, info.height, info.rotation) == (192, 144, 0)
+
+
+def test_stream_without_a_container_duration_is_timed_by_its_packets(
+    views: list[np.ndarray], tmp_path: Path
+) -> None:
+    raw = remux(encode(views * 2, tmp_path / "clip.mp4", 10), tmp_path / "clip.h264")
+    info = probe_video(raw)
+    assert (info.width, info.height, info.codec) == (192, 144, "h264")
+    assert info.duration_s == pytest.approx(3.0, abs=0.05)
 
 
 def test_selection_prefers_sharp_frames(views: list[np.ndarray], tmp_path: Path) -> None:

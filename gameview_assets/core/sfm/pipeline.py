@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
 
 from gameview_assets.core.errors import CaptureError
 from gameview_assets.core.sfm import ladder
+from gameview_assets.core.sfm.colmap_log import colmap_log_file
 from gameview_assets.core.sfm.diagnostics import FrameLike, diagnose_capture, measure_frames
 
 Progress = Callable[[float, str], None]
 
-STAGE = "sparse_model"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+COLMAP_LOG = "colmap.log"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class PoseResult:
     rung: str
     frames: list[dict]
     timings: dict[str, float]
-    rungs_tried: list[dict] = field(default_factory=list)
+    rungs_tried: list[dict]
+    log_file: Path  # COLMAP's own log lines for this registration
 
 
 class TooFewRegisteredError(CaptureError):
@@ -61,7 +63,7 @@ class TooFewRegisteredError(CaptureError):
     and `result` the best attempt, for diagnostics."""
 
     def __init__(self, message: str, hint: str, cause: str, result: PoseResult) -> None:
-        super().__init__("too_few_registered", message, hint, STAGE)
+        super().__init__("too_few_registered", message, hint)
         self.cause = cause
         self.result = result
 
@@ -94,8 +96,22 @@ def register_images(
     names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not names:
         raise CaptureError("no_frames", f"{image_dir}: no images to register",
-                           "Check that frame extraction produced JPEG files.", STAGE)
+                           "Check that frame extraction produced JPEG files.")
     work_dir.mkdir(parents=True, exist_ok=True)
+    with colmap_log_file(work_dir / COLMAP_LOG) as log_file:
+        best, timings, tried = _climb(image_dir, work_dir, names, options, progress)
+        return _finish(best, names, image_dir, work_dir, log_file, options, timings, tried,
+                       frames, progress)
+
+
+def _climb(
+    image_dir: Path,
+    work_dir: Path,
+    names: list[str],
+    options: PoseOptions,
+    progress: Progress | None,
+) -> tuple[_Best, dict[str, float], list[dict]]:
+    """Run the rungs in order until one registers enough; the best model, timings, attempts."""
     with Image.open(image_dir / names[0]) as first:
         image_side = max(first.size)
     rungs = ladder.build_ladder(len(names), image_side, options.max_image_size,
@@ -148,8 +164,7 @@ def register_images(
             best = candidate
         if best.score[0] >= goal:
             break
-
-    return _finish(best, names, image_dir, work_dir, options, timings, tried, frames, progress)
+    return best, timings, tried
 
 
 def undistort(model_dir: Path, image_dir: Path, out_dir: Path) -> Path:
@@ -179,6 +194,7 @@ def _finish(
     names: list[str],
     image_dir: Path,
     work_dir: Path,
+    log_file: Path,
     options: PoseOptions,
     timings: dict[str, float],
     tried: list[dict],
@@ -206,6 +222,7 @@ def _finish(
         frames=_frame_rows(names, registered, frames),
         timings=timings,
         rungs_tried=tried,
+        log_file=log_file,
     )
     if len(registered) < options.min_registered_fraction * len(names):
         stats = frames if frames is not None else measure_frames(image_dir, names)
@@ -217,7 +234,7 @@ def _finish(
         start = time.perf_counter()
         undistorted = undistort(model_dir, image_dir, work_dir / "undistorted")
         timings["undistort"] = round(time.perf_counter() - start, 3)
-        result = _replace(result, undistorted_dir=undistorted)
+        result = replace(result, undistorted_dir=undistorted)
     if progress is not None:
         progress(1.0, f"registered {len(registered)} of {len(names)} frames")
     return result
@@ -236,9 +253,3 @@ def _frame_rows(names: list[str], registered: dict[str, int],
             row["brightness"] = round(measured[name].brightness, 1)
         rows.append(row)
     return rows
-
-
-def _replace(result: PoseResult, **changes: object) -> PoseResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
