@@ -65,6 +65,7 @@ def sparse_model(
             "mean_reprojection_error_px": round(result.mean_reprojection_error, 3),
             "rung": result.rung,
             "timings_s": dg.MetadataValue.json({k: round(v, 2) for k, v in result.timings.items()}),
+            "colmap_log": dg.MetadataValue.path(str(result.log_file)),
             "per_frame": table(result.frames),
             "registration": image_markdown(
                 sheet,
