@@ -35,11 +35,19 @@ class RecordFile(Generic[T]):
         os.replace(partial, self.path)
 
     def read(self) -> T:
-        from pydantic import TypeAdapter
+        """The record; a missing one, or one of another shape (written by an older version),
+        raises `MissingRecordError`: the stage that writes it must run again."""
+        from pydantic import TypeAdapter, ValidationError
 
         if not self.path.is_file():
             raise MissingRecordError(f"{self.path.name} is missing from {self.path.parent}")
-        return TypeAdapter(self.kind).validate_json(self.path.read_bytes())
+        try:
+            return TypeAdapter(self.kind).validate_json(self.path.read_bytes())
+        except ValidationError as exc:
+            raise MissingRecordError(
+                f"{self.path.name} in {self.path.parent} is not a readable record "
+                f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})"
+            ) from exc
 
     def exists(self) -> bool:
         return self.path.is_file()
