@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gameview_assets.core.samples import render_orbit_views
 from gameview_assets.core.train import rasterizer
 from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.data import TrainingViews
-from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import train_splat
 
 

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from gameview_assets.core.metrics import psnr
+from gameview_assets.core.samples import render_orbit_views
 from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
 from gameview_assets.core.train.data import TrainingViews, load_views
 from gameview_assets.core.train.splats import background_shell, init_splats
-from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
