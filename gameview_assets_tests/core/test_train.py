@@ -226,3 +226,39 @@ def test_background_shell_lies_beyond_the_cameras() -> None:
     assert distance.max() <= 4.5 * farthest_camera + 1e-4
     # Scattered in every direction, not bunched on one side.
     assert (shell - center).mean(dim=0).norm() < 0.2 * distance.mean()
+
+
+def run_python(code: str) -> str:
+    """Run `code` in a fresh interpreter with no OpenMP policy set; its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("OMP_WAIT_POLICY", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_cpu_preparation_comes_before_torch_and_config_does_not_import_it() -> None:
+    code = """
+import os, sys
+from gameview_assets.core.train.cpu import prepare_cpu_training
+from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.samples import render_orbit_views
+TrainConfig(steps=1, max_splats=1).fingerprint()
+prepare_cpu_training()
+print(os.environ["OMP_WAIT_POLICY"], "torch" in sys.modules)
+"""
+    assert run_python(code) == "PASSIVE False"
+
+
+def test_cpu_preparation_after_torch_warns_once_and_sets_nothing() -> None:
+    code = """
+import os, warnings
+import torch
+from gameview_assets.core.train.cpu import prepare_cpu_training, training_threads
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    prepare_cpu_training()
+    prepare_cpu_training()
+print(len(caught), os.environ.get("OMP_WAIT_POLICY"), training_threads(0, torch.device("cpu")))
+"""
+    assert run_python(code) == "1 None 1"

@@ -46,7 +46,7 @@ class TrainConfig:
     grow_grad2d: float = 2e-4
     random_background: bool = False
     cpu_tile_size: int = 8
-    num_threads: int = 0  # 0: see trainer.training_threads
+    num_threads: int = 0  # 0: see cpu.training_threads
     mcmc_opacity_reg: float = 0.01
     mcmc_scale_reg: float = 0.01
     mcmc_noise_lr: float = 5e5

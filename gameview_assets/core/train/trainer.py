@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
 import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from torch import Tensor
 from gameview_assets.core.metrics import psnr, ssim
 from gameview_assets.core.train.checkpoint import load_checkpoint, save_checkpoint
 from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.cpu import keep_freed_memory_for_reuse, training_threads
 from gameview_assets.core.train.data import TrainingViews
 from gameview_assets.core.train.splats import (
     SPLAT_KEYS,
@@ -59,42 +57,6 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     device: str = "cpu"
     resumed_from_step: int = 0
-
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_MAX = -4
-
-
-def keep_freed_memory_for_reuse() -> None:
-    """Stop glibc from returning large freed blocks to the OS (process-wide, Linux only).
-
-    CPU training allocates the same large buffers every step; by default glibc maps them
-    fresh each time and page-faults them in again, which costs more than the arithmetic
-    (measured 1.8x on one thread, 4.5x on two). The price: resident memory stays at its peak.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_MAX, 0)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-
-
-def training_threads(requested: int, device: torch.device) -> int:
-    """Threads for torch's CPU kernels: `requested`, else all cores only when OpenMP threads
-    sleep while idle (OMP_WAIT_POLICY=PASSIVE, read when torch loads), else one.
-
-    With OpenMP's default spin-waiting, a second thread on a busy 2-core machine made steps
-    4-17x slower (0.27 s on one thread, 1.1-4.6 s on two, measured); passive waiting keeps
-    two threads at the one-thread speed under contention and faster when idle.
-    """
-    if requested > 0:
-        return requested
-    if device.type != "cpu" or os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
-        return torch.get_num_threads()
-    return 1
 
 
 def resolve_device(device: str) -> torch.device:
@@ -384,7 +346,8 @@ def train_splat(
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a compatible
-    checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views."""
+    checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views.
+    Call `cpu.prepare_cpu_training` before importing torch."""
     if config.steps <= 0 or config.max_splats <= 0:
         raise ValueError("steps and max_splats must be positive")
     threads_before = torch.get_num_threads()
