@@ -18,6 +18,11 @@ from gameview_assets.core.metrics import psnr
 from gameview_assets.core.samples import render_orbit_views
 from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
 from gameview_assets.core.train.data import TrainingViews, load_views
+from gameview_assets.core.train.densification import (
+    DefaultDensification,
+    MCMCDensification,
+    densification,
+)
 from gameview_assets.core.train.splats import background_shell, init_splats
 from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
 
@@ -205,7 +210,9 @@ def test_load_views_reads_colmap_model_and_downscales(tmp_path: Path) -> None:
 
 def test_mcmc_strategy_trains_on_cpu_within_its_cap(tmp_path: Path) -> None:
     views = make_scene()
-    config = TrainConfig(steps=200, max_splats=170, sh_degree=1, strategy="mcmc", num_threads=1)
+    config = TrainConfig(
+        steps=200, max_splats=170, sh_degree=1, strategy=densification("mcmc"), num_threads=1
+    )
     result = train_splat(views, config, tmp_path)
     assert result.num_splats == 170
     initial = init_splats(
@@ -228,6 +235,26 @@ def test_background_shell_lies_beyond_the_cameras() -> None:
     assert (shell - center).mean(dim=0).norm() < 0.2 * distance.mean()
 
 
+def test_strategy_is_a_named_dataclass_in_the_fingerprint() -> None:
+    mcmc = TrainConfig(steps=10, max_splats=10, strategy=densification("mcmc"))
+    assert mcmc.strategy == MCMCDensification()
+    assert TrainConfig(steps=10, max_splats=10).strategy == densification("default")
+    assert mcmc.fingerprint()["strategy"] == {
+        "name": "mcmc",
+        "init_opacity": 0.5,
+        "init_scale": 0.1,
+        "opacity_reg": 0.01,
+        "scale_reg": 0.01,
+        "noise_lr": 5e5,
+    }
+    tuned = TrainConfig(steps=10, max_splats=10, strategy=DefaultDensification(grow_grad2d=1e-4))
+    assert tuned.fingerprint() != TrainConfig(steps=10, max_splats=10).fingerprint()
+    with pytest.raises(ValueError, match="'default', 'mcmc'"):
+        densification("fancy")
+    with pytest.raises(TypeError, match="densification"):
+        TrainConfig(steps=10, max_splats=10, strategy="mcmc")  # type: ignore[arg-type]
+
+
 def run_python(code: str) -> str:
     """Run `code` in a fresh interpreter with no OpenMP policy set; its stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -242,8 +269,9 @@ def test_cpu_preparation_comes_before_torch_and_config_does_not_import_it() -> N
 import os, sys
 from gameview_assets.core.train.cpu import prepare_cpu_training
 from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.densification import densification
 from gameview_assets.core.samples import render_orbit_views
-TrainConfig(steps=1, max_splats=1).fingerprint()
+TrainConfig(steps=1, max_splats=1, strategy=densification("mcmc")).fingerprint()
 prepare_cpu_training()
 print(os.environ["OMP_WAIT_POLICY"], "torch" in sys.modules)
 """

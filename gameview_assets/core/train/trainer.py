@@ -27,13 +27,9 @@ from gameview_assets.core.train.splats import (
     render_splats,
     sh_degree_of,
 )
-from gameview_assets.core.train.strategy import CappedDefaultStrategy
 
 Progress = Callable[[float, str], None]
 CHECKPOINT_VERSION = 1
-# MCMC starts from denser, smaller splats (gsplat simple_trainer's MCMC settings).
-MCMC_INIT_OPACITY = 0.5
-MCMC_INIT_SCALE = 0.1
 
 
 @dataclass
@@ -150,20 +146,18 @@ class _Trainer:
             points_rgb,
             config.sh_degree,
             config.max_splats,
-            MCMC_INIT_OPACITY if config.strategy == "mcmc" else config.init_opacity,
-            MCMC_INIT_SCALE if config.strategy == "mcmc" else config.init_scale,
+            config.strategy.init_opacity,
+            config.strategy.init_scale,
             generator,
         )
         self.params = {
             key: torch.nn.Parameter(value.to(self.device)) for key, value in splats.items()
         }
         self.optimizers = self._make_optimizers()
-        self.strategy = self._make_strategy()
-        self.strategy.check_sanity(self.params, self.optimizers)
-        if config.strategy == "mcmc":
-            self.strategy_state = self.strategy.initialize_state()
-        else:
-            self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+        self.gsplat_strategy, self.strategy_state = config.strategy.build(
+            config.max_splats, self.schedule, self.scene_scale
+        )
+        self.gsplat_strategy.check_sanity(self.params, self.optimizers)
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -180,29 +174,6 @@ class _Trainer:
             key: torch.optim.Adam([{"params": self.params[key], "lr": lr, "name": key}], eps=1e-15)
             for key, lr in rates.items()
         }
-
-    def _make_strategy(self) -> Any:
-        c, s = self.config, self.schedule
-        if c.strategy == "mcmc":
-            from gameview_assets.core.train.mcmc import TorchMCMCStrategy
-
-            return TorchMCMCStrategy(
-                cap_max=c.max_splats,
-                noise_lr=c.mcmc_noise_lr,
-                refine_start_iter=s["refine_start"],
-                refine_stop_iter=s["refine_stop"],
-                refine_every=s["refine_every"],
-            )
-        if c.strategy != "default":
-            raise ValueError(f"unknown strategy {c.strategy!r}: use 'default' or 'mcmc'")
-        return CappedDefaultStrategy(
-            max_splats=c.max_splats,
-            grow_grad2d=c.grow_grad2d,
-            refine_start_iter=s["refine_start"],
-            refine_stop_iter=s["refine_stop"],
-            refine_every=s["refine_every"],
-            reset_every=s["reset_every"],
-        )
 
     def means_lr(self, step: int) -> float:
         c = self.config
@@ -235,34 +206,29 @@ class _Trainer:
         sh_degree = min(step // self.schedule["sh_degree_interval"], c.sh_degree)
         background = torch.rand(1, 3, device=self.device) if c.random_background else None
         colors, _, info = self.render(view, sh_degree, background)
-        self.strategy.step_pre_backward(
+        self.gsplat_strategy.step_pre_backward(
             self.params, self.optimizers, self.strategy_state, step, info
         )
         image = colors[0]
         loss = (1.0 - c.ssim_lambda) * torch.abs(image - target).mean() + c.ssim_lambda * (
             1.0 - ssim(image, target)
         )
-        if c.strategy == "mcmc":
-            loss = loss + c.mcmc_opacity_reg * torch.sigmoid(self.params["opacities"]).mean()
-            loss = loss + c.mcmc_scale_reg * torch.exp(self.params["scales"]).mean()
+        loss = loss + c.strategy.regularisation(self.params)
         loss.backward()
-        self.optimizers["means"].param_groups[0]["lr"] = self.means_lr(step)
+        means_lr = self.means_lr(step)
+        self.optimizers["means"].param_groups[0]["lr"] = means_lr
         for optimizer in self.optimizers.values():
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        if c.strategy == "mcmc":
-            self.strategy.step_post_backward(
-                self.params,
-                self.optimizers,
-                self.strategy_state,
-                step,
-                info,
-                lr=self.means_lr(step),
-            )
-        else:
-            self.strategy.step_post_backward(
-                self.params, self.optimizers, self.strategy_state, step, info, packed=False
-            )
+        c.strategy.step_post_backward(
+            self.gsplat_strategy,
+            self.params,
+            self.optimizers,
+            self.strategy_state,
+            step,
+            info,
+            means_lr,
+        )
         return float(loss.item())
 
     @torch.no_grad()
