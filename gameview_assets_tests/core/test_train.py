@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,29 @@ def test_incompatible_checkpoint_is_not_resumed(tmp_path: Path) -> None:
         views, TrainConfig(steps=20, max_splats=250, checkpoint_every=10, num_threads=1), tmp_path
     )
     assert again.resumed_from_step == 0
+    assert again.checkpoint_discarded == (
+        "checkpoint at step 10 discarded: it was trained with another configuration"
+    )
+
+
+def test_checkpoint_of_other_views_is_not_resumed(tmp_path: Path) -> None:
+    views = make_scene(n_views=4)
+    config = TrainConfig(steps=20, max_splats=200, checkpoint_every=10, num_threads=1)
+    train_splat(views, config, tmp_path)
+    same = train_splat(views, config, tmp_path)
+    assert same.resumed_from_step == 10 and same.checkpoint_discarded == ""
+
+    moved = views.camtoworlds.clone()
+    moved[1, :3, 3] += 0.01
+    messages: list[str] = []
+    again = train_splat(
+        replace(views, camtoworlds=moved), config, tmp_path, lambda _, m: messages.append(m)
+    )
+    assert again.resumed_from_step == 0
+    assert "trained on other views" in again.checkpoint_discarded
+    assert messages[0] == again.checkpoint_discarded
+    assert views.digest() != replace(views, camtoworlds=moved).digest()
+    assert views.digest() == make_scene(n_views=4).digest()
 
 
 def write_colmap_model(model_dir: Path, images_dir: Path, views: TrainingViews) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from gameview_assets.core.train.splats import (
 )
 
 Progress = Callable[[float, str], None]
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
@@ -38,6 +39,8 @@ class TrainResult:
 
     psnr / ssim are the means over held-out views at the last step (NaN without held-out
     views); eval_history has the same at every checkpoint and preview step.
+    resumed_from_step is the checkpoint's step, 0 for a fresh start; checkpoint_discarded
+    says why a checkpoint found in the work directory was not resumed ('' otherwise).
     """
 
     splats: dict[str, Tensor]
@@ -53,6 +56,7 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     device: str = "cpu"
     resumed_from_step: int = 0
+    checkpoint_discarded: str = ""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -133,6 +137,7 @@ class _Trainer:
         self.previews: list[Path] = []
         self.elapsed_before = 0.0
         self.resumed_from_step = 0
+        self.views_digest = views.digest()
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         points, points_rgb = views.points, views.points_rgb
@@ -264,7 +269,7 @@ class _Trainer:
         return {
             "version": CHECKPOINT_VERSION,
             "fingerprint": self.config.fingerprint(),
-            "num_views": len(self.views),
+            "views": self.views_digest,
             "step": self.step,
             "splats": {key: value.detach().cpu() for key, value in self.params.items()},
             "optimizers": {key: opt.state_dict() for key, opt in self.optimizers.items()},
@@ -278,15 +283,17 @@ class _Trainer:
             "elapsed": elapsed,
         }
 
-    def try_resume(self) -> bool:
-        state = load_checkpoint(self.checkpoint_dir)
-        if (
-            state is None
-            or state.get("version") != CHECKPOINT_VERSION
-            or state.get("fingerprint") != self.config.fingerprint()
-            or state.get("num_views") != len(self.views)
-        ):
-            return False
+    def incompatibility(self, state: dict[str, Any]) -> str:
+        """Why `state` cannot be resumed by this run; '' when it can."""
+        if state.get("version") != CHECKPOINT_VERSION:
+            return f"it is checkpoint version {state.get('version')}, not {CHECKPOINT_VERSION}"
+        if state.get("views") != self.views_digest:
+            return "it was trained on other views (images, cameras or sparse points)"
+        if state.get("fingerprint") != self.config.fingerprint():
+            return "it was trained with another configuration"
+        return ""
+
+    def resume(self, state: dict[str, Any]) -> None:
         self.params = {
             key: torch.nn.Parameter(value.to(self.device)) for key, value in state["splats"].items()
         }
@@ -302,7 +309,24 @@ class _Trainer:
         self.eval_history = list(state["eval_history"])
         self.previews = [Path(path) for path in state["previews"]]
         self.elapsed_before = float(state["elapsed"])
-        return True
+
+    def resume_or_start_afresh(self) -> str:
+        """Resume from the work directory's checkpoint if this run could have written it.
+
+        Otherwise clear the checkpoints and previews there, so nothing of another run stays;
+        returns why a checkpoint found was discarded ('' when none was, or it was resumed).
+        """
+        state = load_checkpoint(self.checkpoint_dir)
+        discarded = ""
+        if state is not None:
+            reason = self.incompatibility(state)
+            if not reason:
+                self.resume(state)
+                return ""
+            discarded = f"checkpoint at step {state.get('step')} discarded: {reason}"
+        for directory in (self.checkpoint_dir, self.preview_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+        return discarded
 
 
 def train_splat(
@@ -311,9 +335,10 @@ def train_splat(
     work_dir: Path,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a compatible
-    checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views.
-    Call `cpu.prepare_cpu_training` before importing torch."""
+    """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a checkpoint
+    of the same views and configuration (else starting afresh, and saying why through
+    `progress` and `TrainResult.checkpoint_discarded`); writes previews to `work_dir/previews`
+    and evaluates on held-out views. Call `cpu.prepare_cpu_training` before importing torch."""
     if config.steps <= 0 or config.max_splats <= 0:
         raise ValueError("steps and max_splats must be positive")
     threads_before = torch.get_num_threads()
@@ -330,8 +355,9 @@ def _train(
     trainer = _Trainer(views, config, work_dir)
     if trainer.device.type == "cpu":
         keep_freed_memory_for_reuse()
-    if trainer.try_resume() and progress is not None:
-        progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
+    discarded = trainer.resume_or_start_afresh()
+    if progress is not None and (discarded or trainer.resumed_from_step):
+        progress(trainer.step / config.steps, discarded or f"resumed at step {trainer.step}")
     device = trainer.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -375,4 +401,5 @@ def _train(
         peak_memory_mb=peak_memory_mb(device),
         device=str(device),
         resumed_from_step=trainer.resumed_from_step,
+        checkpoint_discarded=discarded,
     )
