@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.cpu import prepare_cpu_training
+
+prepare_cpu_training()  # before torch loads (in main), as the splat asset does
 
 REPO = Path(__file__).resolve().parent.parent
 

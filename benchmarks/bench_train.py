@@ -21,14 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from torch import Tensor
+from gameview_assets.core.train.cpu import prepare_cpu_training
 
-from gameview_assets.core.train import rasterizer
-from gameview_assets.core.train.config import TrainConfig
-from gameview_assets.core.train.data import TrainingViews
-from gameview_assets.core.train.synthetic import render_orbit_views
-from gameview_assets.core.train.trainer import train_splat
+prepare_cpu_training()  # before torch loads, as the splat asset does: OpenMP reads it then
+
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from gameview_assets.core.samples import render_orbit_views  # noqa: E402
+from gameview_assets.core.train import rasterizer  # noqa: E402
+from gameview_assets.core.train.config import TrainConfig  # noqa: E402
+from gameview_assets.core.train.data import TrainingViews  # noqa: E402
+from gameview_assets.core.train.trainer import train_splat  # noqa: E402
 
 
 def surface_points(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gameview_assets.core.train.cpu import prepare_cpu_training
+
+prepare_cpu_training()  # before any test imports torch, so tests train as production does
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,19 +1,31 @@
-"""A synthetic tabletop scene with known cameras, ray-cast in numpy.
+"""Synthetic scenes with known cameras: a ray-cast tabletop, and Gaussians on an orbit.
 
-Tests compare recovered poses against these exact cameras, and `gameview sample` turns the
-orbit into a video for a demo that runs end to end on a CPU. Every surface carries colourful
-multi-scale texture (noise plus random shapes) so SIFT finds plenty of distinct features.
+The tabletop is ray-cast in numpy. Tests compare recovered poses against its exact cameras,
+and `gameview sample` turns its orbit into a video for a demo that runs end to end on a CPU.
+Every surface carries colourful multi-scale texture (noise plus random shapes) so SIFT finds
+plenty of distinct features.
+
+`render_orbit_views` renders given Gaussians with our rasterizer into training views: exact
+scenes for training tests and benchmarks, with no dataset and no pose stage in the way. It
+imports torch when called, so this module stays light for the CLI and the pose tests.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from gameview_assets.core.train.data import TrainingViews
 
 TABLE_HALF = 2.0
 ORBIT_RADIUS = 3.2
@@ -156,6 +168,55 @@ def look_at(eye: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
     camtoworld[:3, 0], camtoworld[:3, 1], camtoworld[:3, 2] = right, down, forward
     camtoworld[:3, 3] = eye
     return camtoworld
+
+
+def render_orbit_views(
+    gaussians: dict[str, Tensor],
+    points: Tensor,
+    points_rgb: Tensor,
+    n_views: int,
+    width: int,
+    height: int,
+    focal: float,
+    radius: float,
+    elevation: float,
+) -> TrainingViews:
+    """Render `gaussians` (means, quats, scales, opacities, colors [N, 3] in 0..1) from
+    `n_views` cameras on a circle around the origin; `points`/`points_rgb` play the sparse
+    model's points that training starts from."""
+    import torch
+
+    from gameview_assets.core.train.data import TrainingViews
+    from gameview_assets.core.train.rasterizer import rasterization
+
+    K = torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
+    angles = np.linspace(0, 2 * math.pi, n_views, endpoint=False)
+    eyes = [np.array([radius * math.cos(a), radius * math.sin(a), elevation]) for a in angles]
+    camtoworlds = torch.tensor(np.stack([look_at(eye) for eye in eyes]), dtype=torch.float32)
+    images = []
+    for camtoworld in camtoworlds:
+        rendered, _, _ = rasterization(
+            gaussians["means"],
+            gaussians["quats"],
+            gaussians["scales"],
+            gaussians["opacities"],
+            gaussians["colors"],
+            torch.linalg.inv(camtoworld)[None],
+            K[None],
+            width,
+            height,
+        )
+        images.append((rendered[0].clamp(0, 1) * 255).round().byte())
+    return TrainingViews(
+        names=[f"{i:03d}.png" for i in range(n_views)],
+        images=images,
+        Ks=K[None].repeat(n_views, 1, 1),
+        camtoworlds=camtoworlds,
+        widths=[width] * n_views,
+        heights=[height] * n_views,
+        points=points,
+        points_rgb=points_rgb,
+    )
 
 
 @lru_cache(maxsize=4)

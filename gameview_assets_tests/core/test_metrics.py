@@ -42,3 +42,23 @@ def test_ssim_falls_with_noise_and_is_differentiable() -> None:
     prediction = heavily.clone().requires_grad_(True)
     (1 - ssim(prediction, image)).backward()
     assert prediction.grad is not None and prediction.grad.abs().sum() > 0
+
+
+def channels_first(image: torch.Tensor) -> torch.Tensor:
+    return (image if image.dim() == 4 else image[None]).permute(0, 3, 1, 2)
+
+
+def test_ssim_matches_pytorch_msssim_on_random_and_structured_images() -> None:
+    """pytorch-msssim: the same 11-px window, sigma 1.5, constants and 'valid' borders."""
+    reference = pytest.importorskip("pytorch_msssim", reason="dev dependency pytorch-msssim")
+    g = torch.Generator().manual_seed(2)
+    noise = torch.rand(2, 40, 48, 3, generator=g)
+    noisy = (noise + 0.1 * torch.randn(noise.shape, generator=g)).clamp(0, 1)
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 80), indexing="ij")
+    stripes = 0.5 + 0.5 * torch.sin(20 * xs) * torch.cos(14 * ys)
+    scene = torch.stack([xs, ys, stripes], dim=-1)
+    shifted = torch.roll(scene, shifts=(2, -3), dims=(0, 1)) * 0.9 + 0.05
+    cases = [(noisy, noise), (shifted, scene), (noise[0], scene[:40, :48]), (scene, scene)]
+    for image, target in cases:
+        theirs = reference.ssim(channels_first(image), channels_first(target), data_range=1.0)
+        assert ssim(image, target).item() == pytest.approx(theirs.item(), abs=1e-5)

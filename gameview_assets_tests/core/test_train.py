@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,15 @@ import torch
 from PIL import Image
 
 from gameview_assets.core.metrics import psnr
+from gameview_assets.core.samples import render_orbit_views
 from gameview_assets.core.train.checkpoint import load_checkpoint, load_splats, save_splats
 from gameview_assets.core.train.data import TrainingViews, load_views
+from gameview_assets.core.train.densification import (
+    DefaultDensification,
+    MCMCDensification,
+    densification,
+)
 from gameview_assets.core.train.splats import background_shell, init_splats
-from gameview_assets.core.train.synthetic import render_orbit_views
 from gameview_assets.core.train.trainer import TrainConfig, render_image, train_splat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +167,29 @@ def test_incompatible_checkpoint_is_not_resumed(tmp_path: Path) -> None:
         views, TrainConfig(steps=20, max_splats=250, checkpoint_every=10, num_threads=1), tmp_path
     )
     assert again.resumed_from_step == 0
+    assert again.checkpoint_discarded == (
+        "checkpoint at step 10 discarded: it was trained with another configuration"
+    )
+
+
+def test_checkpoint_of_other_views_is_not_resumed(tmp_path: Path) -> None:
+    views = make_scene(n_views=4)
+    config = TrainConfig(steps=20, max_splats=200, checkpoint_every=10, num_threads=1)
+    train_splat(views, config, tmp_path)
+    same = train_splat(views, config, tmp_path)
+    assert same.resumed_from_step == 10 and same.checkpoint_discarded == ""
+
+    moved = views.camtoworlds.clone()
+    moved[1, :3, 3] += 0.01
+    messages: list[str] = []
+    again = train_splat(
+        replace(views, camtoworlds=moved), config, tmp_path, lambda _, m: messages.append(m)
+    )
+    assert again.resumed_from_step == 0
+    assert "trained on other views" in again.checkpoint_discarded
+    assert messages[0] == again.checkpoint_discarded
+    assert views.digest() != replace(views, camtoworlds=moved).digest()
+    assert views.digest() == make_scene(n_views=4).digest()
 
 
 def write_colmap_model(model_dir: Path, images_dir: Path, views: TrainingViews) -> None:
@@ -205,7 +234,9 @@ def test_load_views_reads_colmap_model_and_downscales(tmp_path: Path) -> None:
 
 def test_mcmc_strategy_trains_on_cpu_within_its_cap(tmp_path: Path) -> None:
     views = make_scene()
-    config = TrainConfig(steps=200, max_splats=170, sh_degree=1, strategy="mcmc", num_threads=1)
+    config = TrainConfig(
+        steps=200, max_splats=170, sh_degree=1, strategy=densification("mcmc"), num_threads=1
+    )
     result = train_splat(views, config, tmp_path)
     assert result.num_splats == 170
     initial = init_splats(
@@ -226,3 +257,60 @@ def test_background_shell_lies_beyond_the_cameras() -> None:
     assert distance.max() <= 4.5 * farthest_camera + 1e-4
     # Scattered in every direction, not bunched on one side.
     assert (shell - center).mean(dim=0).norm() < 0.2 * distance.mean()
+
+
+def test_strategy_is_a_named_dataclass_in_the_fingerprint() -> None:
+    mcmc = TrainConfig(steps=10, max_splats=10, strategy=densification("mcmc"))
+    assert mcmc.strategy == MCMCDensification()
+    assert TrainConfig(steps=10, max_splats=10).strategy == densification("default")
+    assert mcmc.fingerprint()["strategy"] == {
+        "name": "mcmc",
+        "init_opacity": 0.5,
+        "init_scale": 0.1,
+        "opacity_reg": 0.01,
+        "scale_reg": 0.01,
+        "noise_lr": 5e5,
+    }
+    tuned = TrainConfig(steps=10, max_splats=10, strategy=DefaultDensification(grow_grad2d=1e-4))
+    assert tuned.fingerprint() != TrainConfig(steps=10, max_splats=10).fingerprint()
+    with pytest.raises(ValueError, match="'default', 'mcmc'"):
+        densification("fancy")
+    with pytest.raises(TypeError, match="densification"):
+        TrainConfig(steps=10, max_splats=10, strategy="mcmc")  # type: ignore[arg-type]
+
+
+def run_python(code: str) -> str:
+    """Run `code` in a fresh interpreter with no OpenMP policy set; its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("OMP_WAIT_POLICY", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_cpu_preparation_comes_before_torch_and_config_does_not_import_it() -> None:
+    code = """
+import os, sys
+from gameview_assets.core.train.cpu import prepare_cpu_training
+from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.densification import densification
+from gameview_assets.core.samples import render_orbit_views
+TrainConfig(steps=1, max_splats=1, strategy=densification("mcmc")).fingerprint()
+prepare_cpu_training()
+print(os.environ["OMP_WAIT_POLICY"], "torch" in sys.modules)
+"""
+    assert run_python(code) == "PASSIVE False"
+
+
+def test_cpu_preparation_after_torch_warns_once_and_sets_nothing() -> None:
+    code = """
+import os, warnings
+import torch
+from gameview_assets.core.train.cpu import prepare_cpu_training, training_threads
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    prepare_cpu_training()
+    prepare_cpu_training()
+print(len(caught), os.environ.get("OMP_WAIT_POLICY"), training_threads(0, torch.device("cpu")))
+"""
+    assert run_python(code) == "1 None 1"

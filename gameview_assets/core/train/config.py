@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from gameview_assets.core.train.densification import DefaultDensification, Densification
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,8 @@ class TrainConfig:
     Learning rates are gsplat's simple_trainer defaults, multiplied (all but opacity) by
     `lr_boost` so short runs converge: 0 derives sqrt(3000 / steps) clipped to [1, 3].
     Refinement, SH growth and the means decay are scaled to `steps` so short runs densify.
+    `strategy` is the densification (`densification.densification(name)` from a name); it
+    also sets the splats' initial opacity and scale.
     """
 
     steps: int
@@ -21,7 +25,7 @@ class TrainConfig:
     sh_degree: int = 3
     holdout_every: int = 8
     image_max_size: int = 0
-    strategy: str = "default"
+    strategy: Densification = field(default_factory=DefaultDensification)
     checkpoint_every: int = 0
     preview_every: int = 0
     seed: int = 0
@@ -35,21 +39,22 @@ class TrainConfig:
     sh0_lr: float = 2.5e-3
     shN_lr: float = 2.5e-3 / 20
     lr_boost: float = 0.0
-    init_opacity: float = 0.1
-    init_scale: float = 1.0
     background_points: int = 5000  # far shell, at most max_splats // 4: splats.background_shell
     sh_degree_interval: int = 0
     refine_start: int = 0
     refine_stop: int = 0
     refine_every: int = 0
     reset_every: int = 0
-    grow_grad2d: float = 2e-4
     random_background: bool = False
     cpu_tile_size: int = 8
-    num_threads: int = 0  # 0: see trainer.training_threads
-    mcmc_opacity_reg: float = 0.01
-    mcmc_scale_reg: float = 0.01
-    mcmc_noise_lr: float = 5e5
+    num_threads: int = 0  # 0: see cpu.training_threads
+
+    def __post_init__(self) -> None:
+        if isinstance(self.strategy, str):
+            raise TypeError(
+                f"strategy={self.strategy!r}: pass densification({self.strategy!r}) "
+                "from gameview_assets.core.train.densification"
+            )
 
     def schedule(self) -> dict[str, int]:
         """Steps for SH growth and refinement, scaled from gsplat's 30k-step defaults."""
@@ -66,8 +71,10 @@ class TrainConfig:
         return self.lr_boost or min(3.0, max(1.0, math.sqrt(3000 / self.steps)))
 
     def fingerprint(self) -> dict[str, Any]:
-        """Fields a checkpoint must agree on to be resumed (not output cadences)."""
+        """Fields a checkpoint must agree on to be resumed (not output cadences), as plain
+        data; the strategy is named, since two strategies could share field values."""
         fields = asdict(self)
         for cadence in ("checkpoint_every", "preview_every", "device", "num_threads"):
             fields.pop(cadence)
+        fields["strategy"] = {"name": self.strategy.name, **fields["strategy"]}
         return fields

@@ -34,10 +34,6 @@ def rgb_to_sh(rgb: Tensor) -> Tensor:
     return (rgb - 0.5) / SH_C0
 
 
-def sh_to_rgb(sh0: Tensor) -> Tensor:
-    return sh0 * SH_C0 + 0.5
-
-
 def eval_sh(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
     """Evaluate `coeffs` [..., K, 3] (K >= (degree+1)^2) along `dirs` [..., 3] (any length)."""
     result = SH_C0 * coeffs[..., 0, :]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
 import resource
-import sys
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from torch import Tensor
 from gameview_assets.core.metrics import psnr, ssim
 from gameview_assets.core.train.checkpoint import load_checkpoint, save_checkpoint
 from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.cpu import keep_freed_memory_for_reuse, training_threads
 from gameview_assets.core.train.data import TrainingViews
 from gameview_assets.core.train.splats import (
     SPLAT_KEYS,
@@ -29,13 +28,9 @@ from gameview_assets.core.train.splats import (
     render_splats,
     sh_degree_of,
 )
-from gameview_assets.core.train.strategy import CappedDefaultStrategy
 
 Progress = Callable[[float, str], None]
-CHECKPOINT_VERSION = 1
-# MCMC starts from denser, smaller splats (gsplat simple_trainer's MCMC settings).
-MCMC_INIT_OPACITY = 0.5
-MCMC_INIT_SCALE = 0.1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
@@ -44,6 +39,8 @@ class TrainResult:
 
     psnr / ssim are the means over held-out views at the last step (NaN without held-out
     views); eval_history has the same at every checkpoint and preview step.
+    resumed_from_step is the checkpoint's step, 0 for a fresh start; checkpoint_discarded
+    says why a checkpoint found in the work directory was not resumed ('' otherwise).
     """
 
     splats: dict[str, Tensor]
@@ -59,42 +56,7 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     device: str = "cpu"
     resumed_from_step: int = 0
-
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_MAX = -4
-
-
-def keep_freed_memory_for_reuse() -> None:
-    """Stop glibc from returning large freed blocks to the OS (process-wide, Linux only).
-
-    CPU training allocates the same large buffers every step; by default glibc maps them
-    fresh each time and page-faults them in again, which costs more than the arithmetic
-    (measured 1.8x on one thread, 4.5x on two). The price: resident memory stays at its peak.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_MAX, 0)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-
-
-def training_threads(requested: int, device: torch.device) -> int:
-    """Threads for torch's CPU kernels: `requested`, else all cores only when OpenMP threads
-    sleep while idle (OMP_WAIT_POLICY=PASSIVE, read when torch loads), else one.
-
-    With OpenMP's default spin-waiting, a second thread on a busy 2-core machine made steps
-    4-17x slower (0.27 s on one thread, 1.1-4.6 s on two, measured); passive waiting keeps
-    two threads at the one-thread speed under contention and faster when idle.
-    """
-    if requested > 0:
-        return requested
-    if device.type != "cpu" or os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
-        return torch.get_num_threads()
-    return 1
+    checkpoint_discarded: str = ""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -175,6 +137,7 @@ class _Trainer:
         self.previews: list[Path] = []
         self.elapsed_before = 0.0
         self.resumed_from_step = 0
+        self.views_digest = views.digest()
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         points, points_rgb = views.points, views.points_rgb
@@ -188,20 +151,18 @@ class _Trainer:
             points_rgb,
             config.sh_degree,
             config.max_splats,
-            MCMC_INIT_OPACITY if config.strategy == "mcmc" else config.init_opacity,
-            MCMC_INIT_SCALE if config.strategy == "mcmc" else config.init_scale,
+            config.strategy.init_opacity,
+            config.strategy.init_scale,
             generator,
         )
         self.params = {
             key: torch.nn.Parameter(value.to(self.device)) for key, value in splats.items()
         }
         self.optimizers = self._make_optimizers()
-        self.strategy = self._make_strategy()
-        self.strategy.check_sanity(self.params, self.optimizers)
-        if config.strategy == "mcmc":
-            self.strategy_state = self.strategy.initialize_state()
-        else:
-            self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+        self.gsplat_strategy, self.strategy_state = config.strategy.build(
+            config.max_splats, self.schedule, self.scene_scale
+        )
+        self.gsplat_strategy.check_sanity(self.params, self.optimizers)
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -218,29 +179,6 @@ class _Trainer:
             key: torch.optim.Adam([{"params": self.params[key], "lr": lr, "name": key}], eps=1e-15)
             for key, lr in rates.items()
         }
-
-    def _make_strategy(self) -> Any:
-        c, s = self.config, self.schedule
-        if c.strategy == "mcmc":
-            from gameview_assets.core.train.mcmc import TorchMCMCStrategy
-
-            return TorchMCMCStrategy(
-                cap_max=c.max_splats,
-                noise_lr=c.mcmc_noise_lr,
-                refine_start_iter=s["refine_start"],
-                refine_stop_iter=s["refine_stop"],
-                refine_every=s["refine_every"],
-            )
-        if c.strategy != "default":
-            raise ValueError(f"unknown strategy {c.strategy!r}: use 'default' or 'mcmc'")
-        return CappedDefaultStrategy(
-            max_splats=c.max_splats,
-            grow_grad2d=c.grow_grad2d,
-            refine_start_iter=s["refine_start"],
-            refine_stop_iter=s["refine_stop"],
-            refine_every=s["refine_every"],
-            reset_every=s["reset_every"],
-        )
 
     def means_lr(self, step: int) -> float:
         c = self.config
@@ -273,34 +211,29 @@ class _Trainer:
         sh_degree = min(step // self.schedule["sh_degree_interval"], c.sh_degree)
         background = torch.rand(1, 3, device=self.device) if c.random_background else None
         colors, _, info = self.render(view, sh_degree, background)
-        self.strategy.step_pre_backward(
+        self.gsplat_strategy.step_pre_backward(
             self.params, self.optimizers, self.strategy_state, step, info
         )
         image = colors[0]
         loss = (1.0 - c.ssim_lambda) * torch.abs(image - target).mean() + c.ssim_lambda * (
             1.0 - ssim(image, target)
         )
-        if c.strategy == "mcmc":
-            loss = loss + c.mcmc_opacity_reg * torch.sigmoid(self.params["opacities"]).mean()
-            loss = loss + c.mcmc_scale_reg * torch.exp(self.params["scales"]).mean()
+        loss = loss + c.strategy.regularisation(self.params)
         loss.backward()
-        self.optimizers["means"].param_groups[0]["lr"] = self.means_lr(step)
+        means_lr = self.means_lr(step)
+        self.optimizers["means"].param_groups[0]["lr"] = means_lr
         for optimizer in self.optimizers.values():
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        if c.strategy == "mcmc":
-            self.strategy.step_post_backward(
-                self.params,
-                self.optimizers,
-                self.strategy_state,
-                step,
-                info,
-                lr=self.means_lr(step),
-            )
-        else:
-            self.strategy.step_post_backward(
-                self.params, self.optimizers, self.strategy_state, step, info, packed=False
-            )
+        c.strategy.step_post_backward(
+            self.gsplat_strategy,
+            self.params,
+            self.optimizers,
+            self.strategy_state,
+            step,
+            info,
+            means_lr,
+        )
         return float(loss.item())
 
     @torch.no_grad()
@@ -336,7 +269,7 @@ class _Trainer:
         return {
             "version": CHECKPOINT_VERSION,
             "fingerprint": self.config.fingerprint(),
-            "num_views": len(self.views),
+            "views": self.views_digest,
             "step": self.step,
             "splats": {key: value.detach().cpu() for key, value in self.params.items()},
             "optimizers": {key: opt.state_dict() for key, opt in self.optimizers.items()},
@@ -350,15 +283,17 @@ class _Trainer:
             "elapsed": elapsed,
         }
 
-    def try_resume(self) -> bool:
-        state = load_checkpoint(self.checkpoint_dir)
-        if (
-            state is None
-            or state.get("version") != CHECKPOINT_VERSION
-            or state.get("fingerprint") != self.config.fingerprint()
-            or state.get("num_views") != len(self.views)
-        ):
-            return False
+    def incompatibility(self, state: dict[str, Any]) -> str:
+        """Why `state` cannot be resumed by this run; '' when it can."""
+        if state.get("version") != CHECKPOINT_VERSION:
+            return f"it is checkpoint version {state.get('version')}, not {CHECKPOINT_VERSION}"
+        if state.get("views") != self.views_digest:
+            return "it was trained on other views (images, cameras or sparse points)"
+        if state.get("fingerprint") != self.config.fingerprint():
+            return "it was trained with another configuration"
+        return ""
+
+    def resume(self, state: dict[str, Any]) -> None:
         self.params = {
             key: torch.nn.Parameter(value.to(self.device)) for key, value in state["splats"].items()
         }
@@ -374,7 +309,24 @@ class _Trainer:
         self.eval_history = list(state["eval_history"])
         self.previews = [Path(path) for path in state["previews"]]
         self.elapsed_before = float(state["elapsed"])
-        return True
+
+    def resume_or_start_afresh(self) -> str:
+        """Resume from the work directory's checkpoint if this run could have written it.
+
+        Otherwise clear the checkpoints and previews there, so nothing of another run stays;
+        returns why a checkpoint found was discarded ('' when none was, or it was resumed).
+        """
+        state = load_checkpoint(self.checkpoint_dir)
+        discarded = ""
+        if state is not None:
+            reason = self.incompatibility(state)
+            if not reason:
+                self.resume(state)
+                return ""
+            discarded = f"checkpoint at step {state.get('step')} discarded: {reason}"
+        for directory in (self.checkpoint_dir, self.preview_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+        return discarded
 
 
 def train_splat(
@@ -383,8 +335,10 @@ def train_splat(
     work_dir: Path,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a compatible
-    checkpoint; writes previews to `work_dir/previews` and evaluates on held-out views."""
+    """Train splats on `views`, resuming from `work_dir/checkpoints` when it holds a checkpoint
+    of the same views and configuration (else starting afresh, and saying why through
+    `progress` and `TrainResult.checkpoint_discarded`); writes previews to `work_dir/previews`
+    and evaluates on held-out views. Call `cpu.prepare_cpu_training` before importing torch."""
     if config.steps <= 0 or config.max_splats <= 0:
         raise ValueError("steps and max_splats must be positive")
     threads_before = torch.get_num_threads()
@@ -401,8 +355,9 @@ def _train(
     trainer = _Trainer(views, config, work_dir)
     if trainer.device.type == "cpu":
         keep_freed_memory_for_reuse()
-    if trainer.try_resume() and progress is not None:
-        progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
+    discarded = trainer.resume_or_start_afresh()
+    if progress is not None and (discarded or trainer.resumed_from_step):
+        progress(trainer.step / config.steps, discarded or f"resumed at step {trainer.step}")
     device = trainer.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -446,4 +401,5 @@ def _train(
         peak_memory_mb=peak_memory_mb(device),
         device=str(device),
         resumed_from_step=trainer.resumed_from_step,
+        checkpoint_discarded=discarded,
     )
