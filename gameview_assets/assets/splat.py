@@ -49,8 +49,9 @@ def splat(
 
     prepare_cpu_training()  # before torch loads: see its docstring
     from gameview_assets.core.train.checkpoint import discard_checkpoints, save_splats
-    from gameview_assets.core.train.config import TrainConfig, densification
+    from gameview_assets.core.train.config import TrainConfig
     from gameview_assets.core.train.data import load_views
+    from gameview_assets.core.train.densification import densification
     from gameview_assets.core.train.trainer import train_splat
 
     paths = workdir.production(context.partition_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,18 @@ from torch import Tensor
 
 from gameview_assets.core.train.splats import SPLAT_KEYS
 
+CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_FILE = "latest.pt"
+
+
+def checkpoints_in(work_dir: Path) -> Path:
+    """Where a training run in `work_dir` keeps its resumable checkpoints."""
+    return Path(work_dir) / CHECKPOINTS_DIR
+
+
+def discard_checkpoints(work_dir: Path) -> None:
+    """Drop the checkpoints once the trained splats are saved: nothing is left to resume."""
+    shutil.rmtree(checkpoints_in(work_dir), ignore_errors=True)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from gameview_assets.core.metrics import psnr, ssim
-from gameview_assets.core.train.checkpoint import load_checkpoint, save_checkpoint
+from gameview_assets.core.train.checkpoint import checkpoints_in, load_checkpoint, save_checkpoint
 from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.cpu import keep_freed_memory_for_reuse, training_threads
 from gameview_assets.core.train.data import TrainingViews
@@ -123,7 +123,7 @@ class _Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         self.work_dir = Path(work_dir)
-        self.checkpoint_dir = self.work_dir / "checkpoints"
+        self.checkpoint_dir = checkpoints_in(self.work_dir)
         self.preview_dir = self.work_dir / "previews"
         self.train_ids, self.eval_ids = split_views(len(views), config.holdout_every)
         self.preview_id = (self.eval_ids or self.train_ids)[0]
