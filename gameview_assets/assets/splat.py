@@ -80,6 +80,7 @@ def splat(
         "splats": summary.num_splats,
         "steps": summary.steps,
         "resumed_from_step": summary.resumed_from_step,
+        "checkpoint_discarded": summary.checkpoint_discarded or "no",
         "held_out_psnr": round(summary.psnr, 2),
         "held_out_ssim": round(summary.ssim, 4),
         "held_out_views": summary.num_eval_views,

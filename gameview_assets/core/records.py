@@ -70,6 +70,7 @@ class TrainingSummary:
     peak_memory_mb: float
     device: str
     resumed_from_step: int
+    checkpoint_discarded: str = ""  # why a checkpoint found was not resumed
     eval_history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
