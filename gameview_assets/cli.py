@@ -21,28 +21,36 @@ from gameview_assets.core.production import (
     ProductionKeys,
     validate_production_id,
 )
-from gameview_assets.presets import PRESET_NAMES, get_preset
+from gameview_assets.presets import PRESET_NAMES, describe_presets, get_preset
 from gameview_assets.settings import Settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
-REPO_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+INSTANCE_YAML = Path(__file__).resolve().parent / "instance.yaml"
+MANAGED_MARK = "# gameview:"
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """Point Dagster at `$DAGSTER_HOME` (made if missing, with the project's instance config)."""
+    """Point Dagster at `$DAGSTER_HOME`, with the project's instance config (`instance.yaml`)
+    written there whenever it changed, so edits to it take effect. A `dagster.yaml` there
+    that a person wrote (without our first line) is theirs: it is left alone, and said so."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists() and REPO_INSTANCE_YAML.is_file():
-        shutil.copyfile(REPO_INSTANCE_YAML, home / "dagster.yaml")
+    target = home / "dagster.yaml"
+    wanted = INSTANCE_YAML.read_text(encoding="utf-8")
+    current = target.read_text(encoding="utf-8") if target.is_file() else None
+    if current is None or (current != wanted and current.startswith(MANAGED_MARK)):
+        target.write_text(wanted, encoding="utf-8")
+    elif current != wanted:
+        print(f"note: using your own {target} (not gameview's instance.yaml)", file=sys.stderr)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
 def new_production_id(video: Path) -> str:
     """A readable, unique id: the first video's name and the time."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", video.stem).strip("-_")[:48] or "production"
+    stem = re.sub(r"[^a-z0-9_-]+", "-", video.stem.lower()).strip("-_")[:48] or "production"
     return f"{stem}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
@@ -89,15 +97,20 @@ def follow_progress(instance: DagsterInstance, run_id: str, done: threading.Even
                 return
 
 
-def process(videos: list[Path], preset: str, production_id: str | None) -> int:
-    """Materialize every asset of a new production's partition in the local Dagster instance."""
-    missing = [str(v) for v in videos if not v.is_file()]
-    if missing:
-        return fail(f"no such video file: {', '.join(missing)}")
+def process(videos: list[Path], preset: str | None, production_id: str | None) -> int:
+    """Materialize every asset of a new production's partition in the local Dagster instance.
+
+    The videos are checked here first, as `source_videos` would check them, so input that
+    would be refused leaves nothing behind: no production in the store, no partition.
+    """
+    problem = refused_input(videos)
+    if problem:
+        return fail(problem)
     try:
         production_id = validate_production_id(production_id or new_production_id(videos[0]))
     except InvalidProductionError as exc:
         return fail(f"{exc.message}: {exc.hint}")
+    preset = preset or default_preset()
     settings = Settings.from_env()
     prepare_dagster_home(settings)
 
@@ -127,17 +140,49 @@ def process(videos: list[Path], preset: str, production_id: str | None) -> int:
             raise_on_error=False,
             # The manifest version tells a running upload sensor this one is taken.
             tags={PRESET_TAG: preset, MANIFEST_VERSION_TAG: version or ""},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # Failures come back as one line below; their traces stay in the run's logs.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
     finally:
         done.set()
         watcher.join()
     if not result.success:
         error = failure_of_run(instance, run_id)
+        print(f"details: run {run_id} (gameview serve, then Runs)", file=sys.stderr)
         return fail(f"{error.stage}: {error.message}. {error.hint}")
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(f"results: {result_location(settings, production_id)}")
     return 0
+
+
+def refused_input(videos: list[Path]) -> str | None:
+    """Why these files cannot be processed (missing, a folder, not a usable video), or None."""
+    from gameview_assets.core.errors import CaptureError
+    from gameview_assets.core.video import probe_video
+
+    for video in videos:
+        if video.is_dir():
+            return (
+                f"{video} is a folder, not a video: `gameview process` takes video files; "
+                f"for a folder of images use `gameview poses {video} --out DIR`"
+            )
+        if not video.is_file():
+            return f"no such video file: {video}"
+        try:
+            probe_video(video)
+        except CaptureError as exc:
+            return f"{exc.message}. {exc.hint}"
+    return None
+
+
+def default_preset() -> str:
+    """`fast` where a CUDA GPU trains; `preview` on a CPU, where `fast` takes hours."""
+    from gameview_assets.core.train.cpu import prepare_cpu_training
+
+    prepare_cpu_training()  # torch loads next: see its docstring
+    import torch
+
+    return "fast" if torch.cuda.is_available() else "preview"
 
 
 def result_location(settings: Settings, production_id: str) -> str:
@@ -230,19 +275,45 @@ def fail(reason: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gameview", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("process", help="process videos end to end into a splat scene")
-    run.add_argument("videos", nargs="+", type=Path)
-    run.add_argument("--preset", choices=PRESET_NAMES, default="fast")
+    run = commands.add_parser(
+        "process",
+        help="process videos end to end into a splat scene",
+        description="Put the videos into the store as one production and process it end to "
+        "end; prints `results: <where>` last.",
+        epilog=f"presets (a 6 s orbit video):\n{describe_presets()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "videos", nargs="+", type=Path, help="video files of one place or object (MP4, MOV, …)"
+    )
+    run.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default=None,
+        help="quality preset (default: fast with a CUDA GPU, preview without one)",
+    )
     run.add_argument("--production", help="production id (default: from the first video name)")
     pose = commands.add_parser("poses", help="camera poses only: a COLMAP model")
     pose.add_argument("input", type=Path, help="a video or a folder of images")
-    pose.add_argument("--out", type=Path, required=True)
-    pose.add_argument("--preset", choices=PRESET_NAMES, default="fast")
+    pose.add_argument("--out", type=Path, required=True, help="folder for the COLMAP model")
+    pose.add_argument(
+        "--preset", choices=PRESET_NAMES, default="fast", help="frame rate and size to use"
+    )
     make = commands.add_parser("sample", help="render a synthetic orbit video")
-    make.add_argument("out", type=Path)
+    make.add_argument("out", type=Path, help="the .mp4 file to write")
     commands.add_parser("serve", help="open the Dagster UI (dagster dev)")
     return parser
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gameview-assets")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,18 +20,34 @@ class Preset:
     min_registered_fraction: float
     min_psnr: float
     target_gpu_minutes: float
+    cpu_time: str  # what a person waits on a CPU (see README, "Presets": how it was measured)
+    gpu_time: str
 
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 12.0, 1),
-        Preset("fast", 5_000, 5_000_000, 5, 150, 1600, 1600, 3, 0.6, 20.0, 5),
-        Preset("balanced", 15_000, 10_000_000, 10, 300, 1920, 1920, 3, 0.6, 22.0, 10),
-        Preset("high", 30_000, 20_000_000, 15, 500, 2560, 2560, 3, 0.6, 24.0, 15),
+        Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 12.0, 1,
+               "2-4 min (measured, 2 cores; up to 10 min on a busy machine)",
+               "about 1 min (target, not yet measured)"),
+        Preset("fast", 5_000, 5_000_000, 5, 150, 1600, 1600, 3, 0.6, 20.0, 5,
+               "many hours: use a GPU", "5 min (target, not yet measured)"),
+        Preset("balanced", 15_000, 10_000_000, 10, 300, 1920, 1920, 3, 0.6, 22.0, 10,
+               "a day or more: use a GPU", "10 min (target, not yet measured)"),
+        Preset("high", 30_000, 20_000_000, 15, 500, 2560, 2560, 3, 0.6, 24.0, 15,
+               "days: use a GPU", "15 min (target, not yet measured)"),
     )
 }
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
+
+
+def describe_presets() -> str:
+    """One line per preset with what it costs on a CPU and on a GPU (for `--help`)."""
+    return "\n".join(
+        f"  {p.name:<9} {p.steps:,} steps, up to {p.max_splats:,} splats\n"
+        f"            CPU: {p.cpu_time}\n            GPU: {p.gpu_time}"
+        for p in PRESETS.values()
+    )
 
 
 def get_preset(name: str) -> Preset:

@@ -88,6 +88,12 @@ def probe_video(path: Path, min_duration_s: float = 1.5) -> VideoInfo:
         raise CaptureError("empty_file", f"{path.name}: the file is empty (0 bytes)",
                            "The upload did not finish; upload the video again.")
     with _open_video(path) as (container, stream):
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            kind = stream.codec_context.codec.name.upper()
+            raise CaptureError(
+                "still_image",
+                f"{path.name}: this is a still image ({kind}), not a video",
+                "Upload a video filmed while moving slowly around the subject, not a photo.")
         frame = _first_frame(path, container, stream)
         fps = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
         codec = stream.codec_context.codec.canonical_name
