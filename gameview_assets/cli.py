@@ -117,7 +117,13 @@ def process(videos: list[Path], preset: str | None, production_id: str | None) -
     from dagster import DagsterInstance
 
     from gameview_assets.definitions import build_definitions
-    from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
+    from gameview_assets.jobs import (
+        MANIFEST_VERSION_TAG,
+        PRESET_TAG,
+        PROCESS_JOB_NAME,
+        REPOSITORY_LABEL,
+        REPOSITORY_TAG,
+    )
     from gameview_assets.partitions import productions
     from gameview_assets.run_outcome import failure_of_run
 
@@ -139,7 +145,11 @@ def process(videos: list[Path], preset: str | None, production_id: str | None) -
             run_id=run_id,
             raise_on_error=False,
             # The manifest version tells a running upload sensor this one is taken.
-            tags={PRESET_TAG: preset, MANIFEST_VERSION_TAG: version or ""},
+            tags={
+                PRESET_TAG: preset,
+                MANIFEST_VERSION_TAG: version or "",
+                REPOSITORY_TAG: REPOSITORY_LABEL,
+            },
             # Failures come back as one line below; their traces stay in the run's logs.
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
@@ -260,11 +270,27 @@ def sample(out: Path) -> int:
 
 def serve() -> int:
     """`dagster dev` on these definitions, with the instance at `$DAGSTER_HOME`."""
-    prepare_dagster_home(Settings.from_env())
+    home = prepare_dagster_home(Settings.from_env())
     # Through this interpreter, so it works from `make serve` without an activated venv.
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "gameview_assets.definitions"]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(write_workspace(home))]
     os.execv(sys.executable, command)
     return 0
+
+
+def write_workspace(home: Path) -> Path:
+    """The workspace `gameview serve` loads: these definitions under the code location name
+    that `gameview process` tags its runs with."""
+    from gameview_assets.jobs import CODE_LOCATION
+
+    workspace = home / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: gameview_assets.definitions\n"
+        f"      location_name: {CODE_LOCATION}\n",
+        encoding="utf-8",
+    )
+    return workspace
 
 
 def fail(reason: str) -> int:

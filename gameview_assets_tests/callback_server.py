@@ -9,12 +9,19 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from gameview_assets.core.callback_payload import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify_signature,
+)
+
 
 @dataclass(frozen=True)
 class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    signed_validly: bool | None = None  # checked on arrival, as the app does; None: no secret
 
     @property
     def json(self) -> dict[str, Any]:
@@ -24,11 +31,14 @@ class Received:
 class CallbackServer:
     """Answers each POST with the next scripted status (then 200) and keeps what it got.
 
-    `with CallbackServer([500]) as server:` fails the first request, accepts the rest.
+    `with CallbackServer([500]) as server:` fails the first request, accepts the rest. Given
+    a `secret`, it verifies each signature when the request arrives, as the studio app does:
+    checked later, an early callback would fall outside the replay window.
     """
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, secret: str | None = None) -> None:
         self.statuses = list(statuses or [])
+        self.secret = secret
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -64,8 +74,17 @@ class CallbackServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = dict(self.headers)
+                valid = None
+                if server.secret is not None:
+                    valid = verify_signature(
+                        server.secret,
+                        headers.get(TIMESTAMP_HEADER, ""),
+                        body,
+                        headers.get(SIGNATURE_HEADER, ""),
+                    )
                 with server._lock:
-                    server.received.append(Received(self.path, dict(self.headers), body))
+                    server.received.append(Received(self.path, headers, body, valid))
                     status = server.statuses.pop(0) if server.statuses else 200
                 self.send_response(status)
                 if status in (301, 302, 307, 308):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from gameview_assets.assets.failures import failures_reported, quality_gate
+from gameview_assets.assets.failures import failures_reported, gate_spec, quality_gate
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
 from gameview_assets.assets.splat import splat
@@ -25,7 +25,7 @@ THUMBNAIL_WIDTH = 640
     group_name="production",
     deps=[splat],
     kinds={"ply"},
-    check_specs=[dg.AssetCheckSpec(PLY_CHECK, asset=STAGE, blocking=True)],
+    check_specs=[gate_spec(PLY_CHECK, STAGE)],
 )
 def bundle(
     context: dg.AssetExecutionContext,

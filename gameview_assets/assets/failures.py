@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -11,6 +12,7 @@ import dagster as dg
 from gameview_assets.core.errors import CaptureError, FailureReason
 from gameview_assets.core.production import InvalidProductionError
 from gameview_assets.core.records import MissingRecordError
+from gameview_assets.partitions import productions
 
 
 def stage_failure(reason: FailureReason) -> dg.Failure:
@@ -35,6 +37,15 @@ def failures_reported(stage: str) -> Iterator[None]:
             "materialize the upstream assets of this production first",
         )
         raise stage_failure(reason) from exc
+
+
+def gate_spec(check_name: str, stage: str) -> dg.AssetCheckSpec:
+    """A blocking quality gate, evaluated per production: one production's failed gate then
+    shows on its own partition, not as every asset's status. Partitioned checks are a preview
+    feature of Dagster 1.13; its warning is expected here and kept off the terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(check_name, asset=stage, blocking=True, partitions_def=productions)
 
 
 def quality_gate(

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from gameview_assets.assets.failures import failures_reported, quality_gate
+from gameview_assets.assets.failures import failures_reported, gate_spec, quality_gate
 from gameview_assets.assets.frames import frames
 from gameview_assets.assets.metadata import image_markdown, table
 from gameview_assets.assets.progress import StageReporter
@@ -28,7 +28,7 @@ REGISTRATION_CHECK = "enough_frames_registered"
     group_name="production",
     deps=[frames],
     kinds={"colmap"},
-    check_specs=[dg.AssetCheckSpec(REGISTRATION_CHECK, asset=STAGE, blocking=True)],
+    check_specs=[gate_spec(REGISTRATION_CHECK, STAGE)],
 )
 def sparse_model(
     context: dg.AssetExecutionContext, workdir: WorkdirResource, callbacks: StudioCallbacks

@@ -4,7 +4,7 @@ from typing import Literal
 
 import dagster as dg
 
-from gameview_assets.assets.failures import failures_reported, quality_gate
+from gameview_assets.assets.failures import failures_reported, gate_spec, quality_gate
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
 from gameview_assets.assets.sparse_model import sparse_model
@@ -32,7 +32,7 @@ class SplatConfig(dg.Config):
     deps=[sparse_model],
     kinds={"pytorch"},
     pool="gpu",
-    check_specs=[dg.AssetCheckSpec(PSNR_CHECK, asset=STAGE, blocking=True)],
+    check_specs=[gate_spec(PSNR_CHECK, STAGE)],
 )
 def splat(
     context: dg.AssetExecutionContext,
