@@ -30,9 +30,10 @@ CHECKS = {
     "bundle": "valid_ply",
 }
 PAGES = {
+    "overview": "/overview/activity/timeline",
     "job_runs": f"/locations/{CODE_LOCATION}/jobs/{PROCESS_JOB_NAME}/runs",
-    "bundle_partitions": "/assets/bundle?view=partitions",
-    "runs": "/runs",
+    "bundle_partitions": f"/assets/bundle?view=partitions&partition={GOOD}",
+    "sparse_model_checks": "/assets/sparse_model?view=checks",
 }
 
 

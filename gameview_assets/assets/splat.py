@@ -90,8 +90,11 @@ def splat(
         "device": summary.device,
         "eval_history": dg.MetadataValue.json(summary.eval_history),
     }
-    for index, preview in enumerate(result.previews[-PREVIEWS_SHOWN:]):
-        metadata[f"preview_{index}"] = image_markdown(preview, f"Preview {preview.stem}")
+    for preview in result.previews[-PREVIEWS_SHOWN:]:
+        step = int(preview.stem.rpartition("_")[2])  # the trainer names them step_<n>.png
+        metadata[f"preview_step_{step:06d}"] = image_markdown(
+            preview, f"Held-out view at step {step:,}"
+        )
     report.finish(paths)
     return dg.MaterializeResult(
         metadata=metadata, check_results=[psnr_check(summary, preset.min_psnr)]
