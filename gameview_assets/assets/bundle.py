@@ -76,9 +76,10 @@ def bundle(
         return dg.MaterializeResult(metadata={"published": False}, check_results=[ply_check])
 
     bucket = store.store
-    keys = bucket.publish_results(
-        production_id, {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES}
-    )
+    with failures_reported(STAGE):  # a result over the bucket's size limit: result_too_large
+        keys = bucket.publish_results(
+            production_id, {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES}
+        )
     return dg.MaterializeResult(
         metadata={
             "results": dg.MetadataValue.text(f"{bucket.describe()}/{production_id}/results"),
@@ -108,6 +109,4 @@ def verify_ply(path: Path, expected_splats: int) -> dg.AssetCheckResult:
             f"scene.ply failed validation: {problem}",
             "this is a processing fault, not the capture's: retry the production",
         )
-    return quality_gate(
-        PLY_CHECK, f"{count} splats, all fields finite", {"splats": count}, failure
-    )
+    return quality_gate(PLY_CHECK, f"{count} splats, all fields finite", {"splats": count}, failure)

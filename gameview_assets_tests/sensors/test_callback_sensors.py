@@ -19,18 +19,21 @@ from dagster import (
     instance_for_test,
 )
 
+from gameview_assets.assets.failures import failures_reported
 from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.production import ProductionRun
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import LocalStoreResource, WorkdirResource
+from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.sensors.callback_sensors import (
     production_canceled_sensor,
     production_completed_sensor,
     production_failed_sensor,
 )
 from gameview_assets_tests.callback_server import CallbackServer, Received
+from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
 
 PRODUCTION = "kitchen"
 SECRET = "sensor-secret"
@@ -55,8 +58,18 @@ def frames(context: AssetExecutionContext) -> None:
 
 
 @asset(partitions_def=productions, deps=[frames])
-def bundle() -> None:
-    pass
+def bundle(context: AssetExecutionContext) -> None:
+    """Publishes like the real `bundle` when the run names a fake Supabase to publish to."""
+    storage_url = context.run.tags.get("test/supabase")
+    if storage_url is None:
+        return
+    scene = Path(context.run.tags["test/scene"])
+    store = SupabaseStore(storage_url, KEY, BUCKET)
+    try:
+        with failures_reported("bundle"):
+            store.publish_results(PRODUCTION, {"scene.ply": scene})
+    finally:
+        store.close()
 
 
 defs = Definitions(
@@ -107,7 +120,7 @@ def run(instance: DagsterInstance, behaviour: str, **kwargs: Any) -> ExecuteInPr
     return defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
         instance=instance,
         partition_key=PRODUCTION,
-        tags={"test/behaviour": behaviour},
+        tags={"test/behaviour": behaviour, **kwargs.pop("tags", {})},
         raise_on_error=False,
         **kwargs,
     )
@@ -261,3 +274,30 @@ def test_a_run_that_never_resolved_its_manifest_uses_the_default_url(
     evaluate(production_failed_sensor, instance, result, store, server)
 
     assert only_callback(server).path == "/default"
+
+
+def test_a_result_over_the_size_limit_fails_with_file_size_limit_and_hint(
+    instance, store, server, tmp_path
+) -> None:
+    scene = tmp_path / "scene.ply"
+    with scene.open("wb") as f:
+        f.truncate(12_000_000)
+    with FakeStorage(file_size_limit=5_000_000) as storage:
+        tags = {"test/supabase": storage.url, "test/scene": str(scene)}
+        result = run(instance, "ok", tags=tags)
+        assert not result.success
+
+        evaluate(production_failed_sensor, instance, result, store, server)
+
+        error = only_callback(server).json["error"]
+        assert error["stage"] == "bundle" and error["code"] == "result_too_large"
+        assert error["message"] == (
+            "scene.ply is 12.0 MB (12,000,000 bytes) and could not be stored: "
+            "the limit of supabase://productions is 5.0 MB"
+        )
+        assert "smaller scene" in error["hint"] and "file size limit" in error["hint"]
+        assert storage.objects == {}  # no results/
+
+        storage.file_size_limit = 20_000_000  # an operator raised the limit
+        assert run(instance, "ok", tags=tags).success
+        assert storage.objects[f"{PRODUCTION}/results/scene.ply"].size == 12_000_000
