@@ -109,4 +109,6 @@ def verify_ply(path: Path, expected_splats: int) -> dg.AssetCheckResult:
             f"scene.ply failed validation: {problem}",
             "this is a processing fault, not the capture's: retry the production",
         )
-    return quality_gate(PLY_CHECK, f"{count} splats, all fields finite", {"splats": count}, failure)
+    return quality_gate(
+        PLY_CHECK, f"{count} splats, all fields finite", {"splats": count}, failure
+    )
