@@ -15,6 +15,7 @@ from dagster import (
     Failure,
     asset,
     build_run_status_sensor_context,
+    build_sensor_context,
     define_asset_job,
     instance_for_test,
 )
@@ -24,10 +25,12 @@ from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.production import ProductionRun
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
+from gameview_assets.resources import callbacks as callbacks_module
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import LocalStoreResource, WorkdirResource
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.sensors.callback_sensors import (
+    callback_outbox_sensor,
     production_canceled_sensor,
     production_completed_sensor,
     production_failed_sensor,
@@ -301,3 +304,45 @@ def test_a_result_over_the_size_limit_fails_with_file_size_limit_and_hint(
         storage.file_size_limit = 20_000_000  # an operator raised the limit
         assert run(instance, "ok", tags=tags).success
         assert storage.objects[f"{PRODUCTION}/results/scene.ply"].size == 12_000_000
+
+
+def test_an_app_down_longer_than_all_retries_gets_the_callback_once_it_is_back(
+    instance, store, server, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(callbacks_module, "OUTBOX_RETRY_S", 0.0)  # due at once, for the test
+    callbacks = StudioCallbacks(
+        secret=SECRET, allowed_hosts=["127.0.0.1"], outbox_dir=str(tmp_path / "outbox"),
+        backoff_s=0.01,
+    )  # fmt: skip
+    # Down for the sensor's try and four outbox ticks: more than the 4 attempts of `send`.
+    server.statuses = [503] * 5
+    result = run(instance, "capture_error")
+    event = result.get_run_failure_event()
+    production_failed_sensor(
+        build_run_status_sensor_context(
+            sensor_name=production_failed_sensor.name,
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"workdir": workdir(store), "callbacks": callbacks},
+        )
+    )
+    assert len(server.wait_for(1)) == 1  # one try, no retries with backoff inside the tick
+    assert len(list((tmp_path / "outbox").glob("*.json"))) == 1
+
+    outcomes = []
+    for _ in range(6):
+        with build_sensor_context(instance=instance, resources={"callbacks": callbacks}) as ctx:
+            outcomes.append(callback_outbox_sensor(ctx).skip_message)
+
+    assert [r.path for r in server.received] == [f"/studio/{PRODUCTION}"] * 6
+    assert outcomes[:4] == ["callback outbox: 1 kept"] * 4
+    assert outcomes[4:] == ["callback outbox: 1 delivered", "callback outbox: empty"]
+    assert list((tmp_path / "outbox").glob("*.json")) == []
+    for received in server.received:  # each signed when it was sent, not when kept
+        ts = received.headers["X-GameView-Timestamp"]
+        sig = received.headers["X-GameView-Signature"]
+        assert verify_signature(SECRET, ts, received.body, sig)
+    delivered = server.received[-1].json
+    assert delivered["status"] == "failed" and delivered["error"]["code"] == "too_few_frames"
+    assert delivered["run_id"] == result.run_id
