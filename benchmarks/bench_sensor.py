@@ -45,6 +45,10 @@ class OpenStore(StoreResource):
 _opened: list = []
 
 
+def versions(store) -> dict[str, str]:
+    return {ref.production_id: ref.version for ref in store.list_manifests()}
+
+
 def ids(count: int) -> list[str]:
     return [f"prod-{i:05d}" for i in range(count)]
 
@@ -58,7 +62,7 @@ def local_store(count: int) -> Iterator[tuple[StoreResource, Callable[[], dict[s
             (folder / "videos" / "a.mp4").write_bytes(b"v")
             (folder / "production.json").write_bytes(MANIFEST)
         resource = LocalStoreResource(root=root)
-        yield resource, lambda: {r.production_id: r.version for r in resource.store.list_manifests()}
+        yield resource, lambda: versions(resource.store)
 
 
 @contextmanager
@@ -69,7 +73,7 @@ def supabase_store(count: int) -> Iterator[tuple[StoreResource, Callable[[], dic
         store = SupabaseStore(fake.url, KEY, BUCKET)
         _opened[:] = [store]
         try:
-            yield OpenStore(), lambda: {r.production_id: r.version for r in store.list_manifests()}
+            yield OpenStore(), lambda: versions(store)
         finally:
             store.close()
 
@@ -103,7 +107,8 @@ def main() -> None:
                 steady_s, steady = tick(instance, res, cursor)
                 checked = ids(count).index(json.loads(steady.cursor)["after"]) + 1
                 worst = max(first_s, steady_s)
-                print(f"{store_name:<9} {count:>11,} {first_s:>10.2f}s {len(first.run_requests):>5} "
+                runs = len(first.run_requests)
+                print(f"{store_name:<9} {count:>11,} {first_s:>10.2f}s {runs:>5} "
                       f"{steady_s:>11.2f}s {checked:>8,} {len(steady.cursor) / 1e3:>7.0f}kB "
                       f"{worst / TIMEOUT_S:>9.0%}")  # fmt: skip
 
