@@ -22,6 +22,7 @@ def test_definitions_load():
     assert repository.has_job("process_production")
     assert {s.name for s in repository.sensor_defs} == {
         "upload_sensor",
+        "callback_outbox_sensor",
         "production_completed_sensor",
         "production_failed_sensor",
         "production_canceled_sensor",

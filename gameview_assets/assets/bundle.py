@@ -76,9 +76,10 @@ def bundle(
         return dg.MaterializeResult(metadata={"published": False}, check_results=[ply_check])
 
     bucket = store.store
-    keys = bucket.publish_results(
-        production_id, {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES}
-    )
+    with failures_reported(STAGE):  # a result over the bucket's size limit: result_too_large
+        keys = bucket.publish_results(
+            production_id, {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES}
+        )
     return dg.MaterializeResult(
         metadata={
             "results": dg.MetadataValue.text(f"{bucket.describe()}/{production_id}/results"),

@@ -7,7 +7,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-PRODUCTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+PRODUCTION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
+"""Lowercase only: Supabase Storage lists keys case-insensitively (it compares `lower(name)`)
+while it fetches them case-sensitively, so `Alpha` and `alpha` would answer for each other."""
 MANIFEST_NAME = "production.json"
 VIDEOS_DIR = "videos"
 RESULTS_DIR = "results"
@@ -32,13 +34,28 @@ class InvalidProductionError(ValueError):
 
 def validate_production_id(production_id: str) -> str:
     """Return the id if it is a safe slug; ids become folder names and storage prefixes."""
-    if not PRODUCTION_ID_PATTERN.fullmatch(production_id or ""):
+    production_id = production_id if isinstance(production_id, str) else ""
+    if PRODUCTION_ID_PATTERN.fullmatch(production_id):
+        return production_id
+    hint = (
+        "use 1-128 lowercase letters, digits, '-' or '_', starting with a letter or digit "
+        "(no upper case, '/', '.', spaces or accents)"
+    )
+    lowered = production_id.lower()
+    if lowered != production_id and PRODUCTION_ID_PATTERN.fullmatch(lowered):
         raise InvalidProductionError(
-            f"production id {production_id!r} is not a safe slug",
-            "use 1-128 letters, digits, '-' or '_', starting with a letter or digit "
-            "(no '/', '.', or spaces)",
+            f"production id {production_id!r} is not a safe slug: it has upper-case letters, "
+            "and storage lists names without regard to case, so it could be confused with "
+            f"{lowered!r}",
+            f"{hint}, e.g. {lowered!r}",
         )
-    return production_id
+    if len(production_id) > 128:
+        raise InvalidProductionError(
+            f"production id {production_id[:32]!r}... is not a safe slug: it is "
+            f"{len(production_id)} characters long, the limit is 128",
+            hint,
+        )
+    raise InvalidProductionError(f"production id {production_id!r} is not a safe slug", hint)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from stat import S_ISREG
 
 from gameview_assets.core.production import PRODUCTION_ID_PATTERN, ProductionKeys
 from gameview_assets.resources.store import ManifestRef
@@ -27,25 +28,42 @@ class LocalStore:
             raise ValueError(f"storage key {key!r} is not a plain relative key")
         return self.root.joinpath(*parts)
 
-    def list_manifests(self) -> Iterator[ManifestRef]:
+    def list_production_ids(self) -> list[str]:
         if not self.root.is_dir():
-            return
-        for entry in sorted(self.root.iterdir()):
-            version = self.manifest_version(entry.name)
+            return []
+        with os.scandir(self.root) as entries:
+            names = [e.name for e in entries if e.is_dir()]
+        return sorted(n for n in names if PRODUCTION_ID_PATTERN.fullmatch(n))
+
+    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        for production_id in production_ids:
+            yield production_id, self.manifest_version(production_id)
+
+    def list_manifests(self) -> Iterator[ManifestRef]:
+        for production_id, version in self.manifest_versions(self.list_production_ids()):
             if version is not None:
-                yield ManifestRef(entry.name, version)
+                yield ManifestRef(production_id, version)
 
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
             return None
-        manifest = self._path(ProductionKeys(production_id).manifest)
-        if not manifest.is_file():
+        try:
+            stat = self._path(ProductionKeys(production_id).manifest).stat()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        stat = manifest.stat()
+        if not S_ISREG(stat.st_mode):
+            return None
         return f"{stat.st_mtime_ns}-{stat.st_size}"
 
+    def _object(self, key: str) -> Path:
+        """The file of an existing object; `FileNotFoundError` otherwise (a folder too)."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"{key} does not exist in {self.root}")
+        return path
+
     def read_text(self, key: str) -> str:
-        return self._path(key).read_text(encoding="utf-8")
+        return self._object(key).read_text(encoding="utf-8")
 
     def list_files(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
@@ -54,8 +72,14 @@ class LocalStore:
         return [f"{prefix}/{p.name}" for p in sorted(folder.iterdir()) if p.is_file()]
 
     def download(self, key: str, dest: Path) -> None:
+        source = self._object(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._path(key), dest)
+        partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def upload(self, key: str, source: Path) -> None:
         target = self._path(key)
@@ -85,10 +109,11 @@ class LocalStore:
         return {name: keys.result(name) for name in files}
 
     def signed_url(self, key: str, expires_in_s: int = 7 * 24 * 3600) -> str:
-        return self._path(key).as_uri()
+        return self._object(key).as_uri()
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        """An object is a file: a folder is not one (as in the bucket)."""
+        return self._path(key).is_file()
 
     def close(self) -> None:
         pass

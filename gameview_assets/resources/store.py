@@ -3,7 +3,7 @@ pipeline reads from it: a production resolved for a run, its videos."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -31,6 +31,33 @@ def content_type_for(name: str) -> str:
     return CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
+MB = 1_000_000
+
+
+def human_size(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / MB:.1f} MB"
+
+
+class ResultTooLargeError(CaptureError):
+    """The store refuses a result this big (Supabase: HTTP 413, the bucket's size limit)."""
+
+    def __init__(self, key: str, size: int, limit: int | None, where: str) -> None:
+        self.key, self.size, self.limit = key, size, limit
+        name = PurePosixPath(key).name
+        limit_text = (
+            f"the limit of {where} is {human_size(limit)}"
+            if limit
+            else f"{where} refused it (the project's upload limit; 50 MB on Supabase's Free plan)"
+        )
+        super().__init__(
+            "result_too_large",
+            f"{name} is {human_size(size)} ({size:,} bytes) and could not be stored: {limit_text}",
+            "choose a preset that makes a smaller scene (e.g. 'preview'), or have an operator "
+            "raise the bucket's file size limit (Supabase dashboard: Storage, bucket settings; "
+            "the project's limit is under Storage settings), then upload production.json again",
+        )
+
+
 @dataclass(frozen=True)
 class ManifestRef:
     """A production whose manifest has arrived; `version` changes when the manifest changes."""
@@ -48,11 +75,20 @@ class ProductionStore(Protocol):
     def list_manifests(self) -> Iterator[ManifestRef]:
         """Every production whose `production.json` exists, paging through all of them."""
 
+    def list_production_ids(self) -> list[str]:
+        """The ids of every top-level folder that can be a production, sorted; cheap (one
+        listing, paged), whether or not its manifest has arrived."""
+
+    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """`(id, manifest_version(id))` in the given order, lazily: a caller may stop early."""
+
     def manifest_version(self, production_id: str) -> str | None:
-        """The version `list_manifests` gives this production; None without a manifest."""
+        """The version of exactly `<id>/production.json` (never another production's, whatever
+        the case); None without a manifest."""
 
     def read_text(self, key: str) -> str:
-        """A small text object (the manifest)."""
+        """A small text object (the manifest). Every read raises `FileNotFoundError` for a
+        missing object, whatever the server answers."""
 
     def list_files(self, prefix: str) -> list[str]:
         """Keys of the files under `prefix/` (not recursive into sub-folders)."""
@@ -61,7 +97,8 @@ class ProductionStore(Protocol):
         """Stream an object to `dest` without holding it in memory."""
 
     def upload(self, key: str, source: Path) -> None:
-        """Write (upsert) one object."""
+        """Write (upsert) one object, streamed from disk; `ResultTooLargeError` when the store
+        refuses its size."""
 
     def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
         """Put a complete set of results under `<id>/results/`, never a half-written one.
@@ -73,7 +110,7 @@ class ProductionStore(Protocol):
         """A URL the studio app can fetch the object from."""
 
     def exists(self, key: str) -> bool:
-        """Whether an object exists."""
+        """Whether exactly this object exists (case-sensitive, a folder is not one)."""
 
     def close(self) -> None:
         """Release connections (a no-op for the local folder)."""

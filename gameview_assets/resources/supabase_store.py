@@ -1,23 +1,27 @@
-"""The production store on Supabase Storage, through supabase-py with the service-role key."""
+"""The production store on Supabase Storage: supabase-py for listing and signing, httpx for
+the byte streams (HEAD, download, upload, resumable upload)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from gameview_assets.core.production import (
-    MANIFEST_NAME,
     PRODUCTION_ID_PATTERN,
     RESULT_FILES,
     ProductionKeys,
 )
-from gameview_assets.resources.store import ManifestRef, content_type_for
+from gameview_assets.resources.store import ManifestRef, ResultTooLargeError, content_type_for
+from gameview_assets.resources.tus import TusError, TusUploader
 
 if TYPE_CHECKING:
     import httpx
@@ -26,17 +30,29 @@ if TYPE_CHECKING:
 PAGE_SIZE = 1000
 MANIFEST_CHECK_WORKERS = 8
 CHUNK_BYTES = 1 << 20
+RESUMABLE_THRESHOLD = 6 * 1024 * 1024
+"""Above this, uploads use the resumable (TUS) endpoint, as Supabase recommends."""
 LAST_RESULT = RESULT_FILES["bundle"]
+VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]+$")
+"""The characters Supabase Storage accepts in a key (its `isValidKey`); others get InvalidKey."""
+
+T = TypeVar("T")
+
+
+class StorageError(OSError):
+    """Supabase Storage answered with an error other than not-found."""
 
 
 class SupabaseStore:
     """A Supabase Storage bucket with DESIGN.md's layout.
 
-    Listing uses the v1 list endpoint (`POST /object/list/<bucket>`), which every Supabase
-    version has: page through the top-level folders, then ask each folder for its
-    `production.json` (a `search`-filtered list of one folder, several folders at a time).
-    Downloads stream from `GET /object/<bucket>/<key>` because supabase-py's `download`
-    returns the whole object as bytes.
+    The server lists without regard to case (`lower(name)`) but fetches by the exact key, so
+    a listing alone never decides that an object exists: `exists` and `manifest_version` ask
+    for the exact key (`HEAD /object/<bucket>/<key>`), and `list_files` keeps only listed
+    names that exist under the exact prefix. Listing uses the v1 endpoint (`POST
+    /object/list/<bucket>`), which every Supabase version has, page by page.
+    A missing object is `FileNotFoundError` from every call, whether the server answers 404 or
+    (as it does) 400 with `"statusCode":"404"` in the body.
     """
 
     def __init__(self, url: str, key: str, bucket: str, *, timeout_s: float = 60.0) -> None:
@@ -46,15 +62,55 @@ class SupabaseStore:
         self.url = url.rstrip("/")
         self.bucket_name = bucket
         self._key = key
-        self._http: httpx.Client = httpx.Client(timeout=timeout_s)
+        self._http: httpx.Client = httpx.Client(
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=MANIFEST_CHECK_WORKERS * 2),
+        )
         client = create_client(self.url, key, ClientOptions(httpx_client=self._http))
+        self._storage = client.storage
         self._bucket: SyncBucketProxy = client.storage.from_(bucket)
+        self._bucket_limit: tuple[int | None] | None = None
+        self.resumable_threshold = RESUMABLE_THRESHOLD
+        self.tus_options: dict[str, Any] = {}
 
     def describe(self) -> str:
         return f"supabase://{self.bucket_name}"
 
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"apikey": self._key, "Authorization": f"Bearer {self._key}"}
+
+    def _where(self, key: str) -> str:
+        return f"{self.describe()}/{key}"
+
+    @contextmanager
+    def _mapped_errors(self, key: str) -> Iterator[None]:
+        """supabase-py's `StorageApiError` as `FileNotFoundError` when the object is missing."""
+        from storage3.exceptions import StorageApiError
+
+        try:
+            yield
+        except StorageApiError as exc:
+            if _is_not_found(exc.status, exc.code, exc.message):
+                raise FileNotFoundError(f"{self._where(key)} does not exist") from exc
+            raise
+
+    def _check(self, response: httpx.Response, key: str) -> None:
+        """Raise for an error answer: `FileNotFoundError` for a missing object."""
+        if response.is_success:
+            return
+        status, code, message = _error_of(response)
+        if _is_not_found(status, code, message):
+            raise FileNotFoundError(f"{self._where(key)} does not exist")
+        raise StorageError(
+            f"{self._where(key)}: HTTP {response.status_code} {code or ''} {message}".strip()
+        )
+
+    # listing
+
     def _list(self, prefix: str, search: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every entry directly under `prefix` (folders have `id` None), page by page."""
+        """Every entry directly under `prefix` (folders have `id` None), page by page.
+        The server matches `prefix` and `search` without regard to case."""
         offset = 0
         while True:
             options: dict[str, Any] = {
@@ -70,53 +126,80 @@ class SupabaseStore:
                 return
             offset += len(page)
 
-    def manifest_version(self, production_id: str) -> str | None:
-        for entry in self._list(production_id, search=MANIFEST_NAME):
-            if entry.get("name") == MANIFEST_NAME and entry.get("id") is not None:
-                return _version(entry)
-        return None
+    def list_production_ids(self) -> list[str]:
+        """Top-level folders that can be productions. Folders that differ only in case come
+        back as one (`Alpha` may stand for `alpha`), so each name is tried lowercased."""
+        ids = {
+            entry["name"].lower()
+            for entry in self._list("")
+            if entry.get("id") is None and isinstance(entry.get("name"), str)
+        }
+        return sorted(i for i in ids if PRODUCTION_ID_PATTERN.fullmatch(i))
+
+    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        return _map_in_batches(self.manifest_version, production_ids, MANIFEST_CHECK_WORKERS)
 
     def list_manifests(self) -> Iterator[ManifestRef]:
-        folders = [
-            entry["name"]
-            for entry in self._list("")
-            if entry.get("id") is None and PRODUCTION_ID_PATTERN.fullmatch(entry.get("name", ""))
-        ]
-        with ThreadPoolExecutor(MANIFEST_CHECK_WORKERS) as pool:
-            versions = list(pool.map(self.manifest_version, folders))
-        for production_id, version in zip(folders, versions, strict=True):
+        for production_id, version in self.manifest_versions(self.list_production_ids()):
             if version is not None:
                 yield ManifestRef(production_id, version)
 
-    def read_text(self, key: str) -> str:
-        return self._bucket.download(key).decode("utf-8")
+    def manifest_version(self, production_id: str) -> str | None:
+        if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
+            return None
+        headers = self._head(ProductionKeys(production_id).manifest)
+        if headers is None:
+            return None
+        basis = "|".join(
+            headers.get(name, "") for name in ("etag", "last-modified", "content-length")
+        )
+        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
 
     def list_files(self, prefix: str) -> list[str]:
         prefix = prefix.rstrip("/")
-        return [f"{prefix}/{e['name']}" for e in self._list(prefix) if e.get("id") is not None]
+        names = sorted({e["name"] for e in self._list(prefix) if e.get("id") is not None})
+        keys = [f"{prefix}/{name}" for name in names]
+        found = _map_in_batches(self.exists, keys, MANIFEST_CHECK_WORKERS)
+        return [key for key, exists in found if exists]
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def _head(self, key: str) -> httpx.Headers | None:
+        """The exact object's headers, or None when there is no such object."""
+        response = self._http.head(self._object_url(key), headers=self._auth)
+        if response.status_code in (400, 404):  # HEAD has no body to tell them apart
+            return None
+        self._check(response, key)
+        return response.headers
+
+    # bytes
 
     def _object_url(self, key: str) -> str:
         parts = key.split("/")
         if not key or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"storage key {key!r} is not a plain relative key")
+        if not VALID_KEY.fullmatch(key):
+            raise ValueError(
+                f"storage key {key!r} has characters Supabase Storage refuses (InvalidKey): "
+                "use ASCII letters, digits and - _ . ! * ' ( ) & $ @ = ; : + , ? or space"
+            )
         return f"{self.url}/storage/v1/object/{quote(self.bucket_name)}/{quote(key)}"
+
+    def read_text(self, key: str) -> str:
+        response = self._http.get(self._object_url(key), headers=self._auth)
+        self._check(response, key)
+        return response.content.decode("utf-8")
 
     def download(self, key: str, dest: Path) -> None:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
-        headers = {"apikey": self._key, "Authorization": f"Bearer {self._key}"}
         try:
-            with self._http.stream("GET", self._object_url(key), headers=headers) as response:
-                if response.status_code != 200:
+            with self._http.stream("GET", self._object_url(key), headers=self._auth) as response:
+                if not response.is_success:
                     response.read()
-                    problem = (
-                        f"{self.describe()}/{key}: HTTP {response.status_code} {response.text}"
-                    )
-                    # Older Storage versions answer a missing object with 400, newer with 404.
-                    if response.status_code in (400, 404):
-                        raise FileNotFoundError(problem)
-                    raise OSError(problem)
+                    self._check(response, key)
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes(CHUNK_BYTES):
                         out.write(chunk)
@@ -124,21 +207,75 @@ class SupabaseStore:
         finally:
             partial.unlink(missing_ok=True)
 
+    def bucket_size_limit(self) -> int | None:
+        """The bucket's own file size limit in bytes; None when it has none (only the
+        project's, which the API does not report) or the bucket cannot be read."""
+        if self._bucket_limit is None:
+            try:
+                limit = self._storage.get_bucket(self.bucket_name).file_size_limit
+            except Exception:  # the limit only improves a check and a message
+                limit = None
+            self._bucket_limit = (int(limit) if limit else None,)
+        return self._bucket_limit[0]
+
     def upload(self, key: str, source: Path) -> None:
-        self._bucket.upload(
-            key,
-            Path(source),
-            {"content-type": content_type_for(key), "upsert": "true", "cache-control": "60"},
+        """Upsert one object from disk, never whole in memory: a streamed POST up to
+        `resumable_threshold`, the resumable (TUS) endpoint above it."""
+        source = Path(source)
+        size = source.stat().st_size
+        url = self._object_url(key)
+        if size > self.resumable_threshold:
+            return self._upload_resumable(key, source, size)
+        headers = {
+            **self._auth,
+            "Content-Type": content_type_for(key),
+            "Content-Length": str(size),
+            "cache-control": "max-age=60",
+            "x-upsert": "true",
+        }
+        with source.open("rb") as f:
+            response = self._http.post(url, headers=headers, content=_read_pieces(f))
+        if response.status_code == 413:
+            raise self._too_large(key, size)
+        self._check(response, key)
+        return None
+
+    def _upload_resumable(self, key: str, source: Path, size: int) -> None:
+        uploader = TusUploader(
+            self._http, f"{self.url}/storage/v1/upload/resumable", self._auth, **self.tus_options
         )
+        metadata = {
+            "bucketName": self.bucket_name,
+            "objectName": key,
+            "contentType": content_type_for(key),
+            "cacheControl": "60",
+        }
+        try:
+            uploader.upload(source, metadata, {"x-upsert": "true"})
+        except TusError as exc:
+            if exc.response.status_code == 413:
+                raise self._too_large(key, size) from exc
+            self._check(exc.response, key)
+            raise
+
+    def _too_large(self, key: str, size: int) -> ResultTooLargeError:
+        return ResultTooLargeError(key, size, self.bucket_size_limit(), self.describe())
 
     def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
-        """Upload every file, `bundle.json` last.
+        """Upload every file, largest first and `bundle.json` last.
 
         Storage has no multi-object transaction, so completeness is signalled by order: a
         consumer that sees a new bundle.json (or gets the `completed` callback) sees all files.
+        A file over the bucket's limit is refused before anything is uploaded; one over the
+        project's (unlisted) limit fails first, being the largest.
         """
         production = ProductionKeys(production_id)
-        ordered = sorted(files, key=lambda name: name == LAST_RESULT)
+        sizes = {name: Path(files[name]).stat().st_size for name in files}
+        limit = self.bucket_size_limit()
+        for name, size in sizes.items():
+            if limit is not None and size > limit:
+                raise ResultTooLargeError(production.result(name), size, limit, self.describe())
+        ordered = sorted(files, key=lambda name: (name == LAST_RESULT, -sizes[name]))
         keys = {}
         for name in ordered:
             keys[name] = production.result(name)
@@ -146,32 +283,51 @@ class SupabaseStore:
         return keys
 
     def signed_url(self, key: str, expires_in_s: int = 7 * 24 * 3600) -> str:
-        signed = self._bucket.create_signed_url(key, expires_in_s)["signedURL"]
+        self._object_url(key)
+        with self._mapped_errors(key):
+            signed = self._bucket.create_signed_url(key, expires_in_s)["signedURL"]
         if not signed:
-            raise FileNotFoundError(f"{self.describe()}/{key}: no signed URL returned")
+            raise FileNotFoundError(f"{self._where(key)}: no signed URL returned")
         return signed
-
-    def exists(self, key: str) -> bool:
-        folder, _, name = key.rpartition("/")
-        return any(
-            entry.get("name") == name and entry.get("id") is not None
-            for entry in self._list(folder, search=name)
-        )
 
     def close(self) -> None:
         self._http.close()
 
 
-def _version(entry: Mapping[str, Any]) -> str:
-    """A short digest of what changes when the object is rewritten (time, ETag, size)."""
-    metadata = entry.get("metadata") or {}
-    basis = "|".join(
-        str(v)
-        for v in (
-            entry.get("updated_at"),
-            entry.get("id"),
-            metadata.get("eTag"),
-            metadata.get("size"),
+def _read_pieces(f: Any) -> Iterator[bytes]:
+    while piece := f.read(CHUNK_BYTES):
+        yield piece
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str | None, str]:
+    """(statusCode, error code, message) of a Storage error answer; the HTTP status when the
+    body says nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return (
+            str(body.get("statusCode") or response.status_code),
+            body.get("code") or body.get("error"),
+            str(body.get("message") or ""),
         )
+    return str(response.status_code), None, response.text
+
+
+def _is_not_found(status: object, code: object, message: object) -> bool:
+    return (
+        str(status) == "404"
+        or code in ("not_found", "NoSuchKey")
+        or str(message).lower() == "object not found"
     )
-    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+
+
+def _map_in_batches(
+    fn: Callable[[str], T], items: Iterable[str], workers: int
+) -> Iterator[tuple[str, T]]:
+    """`(item, fn(item))` in order, `workers` at a time, lazily: stopping early stops work."""
+    iterator = iter(items)
+    with ThreadPoolExecutor(workers) as pool:
+        while batch := list(islice(iterator, workers * 4)):
+            yield from zip(batch, pool.map(fn, batch), strict=True)

@@ -1,6 +1,7 @@
 """Sensors: start runs when uploads complete, call the studio app back when runs end."""
 
 from gameview_assets.sensors.callback_sensors import (
+    callback_outbox_sensor,
     production_canceled_sensor,
     production_completed_sensor,
     production_failed_sensor,
@@ -12,4 +13,5 @@ all_sensors = [
     production_completed_sensor,
     production_failed_sensor,
     production_canceled_sensor,
+    callback_outbox_sensor,
 ]

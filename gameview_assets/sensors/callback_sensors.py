@@ -131,3 +131,21 @@ def production_canceled_sensor(
         "upload production.json again to start a new run",
     )
     _send_failed(context, workdir, callbacks, error)
+
+
+OUTBOX_BUDGET_S = 20.0
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends the completed/failed callbacks the app could not take at once.",
+)
+def callback_outbox_sensor(
+    context: dg.SensorEvaluationContext, callbacks: StudioCallbacks
+) -> dg.SkipReason:
+    counts = callbacks.flush_outbox(budget_s=OUTBOX_BUDGET_S)
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
+    if counts["kept"] or counts["refused"]:
+        context.log.warning(f"callback outbox: {summary}")
+    return dg.SkipReason(f"callback outbox: {summary}")

@@ -1,8 +1,17 @@
-"""Start a run for every production whose manifest arrived or changed since the last tick."""
+"""Start a run for every production whose manifest arrived or changed since the last tick.
+
+A tick stays well inside Dagster's 60 s sensor timeout whatever the number of productions:
+it lists the production folders (one paged listing), then checks manifests in id order from
+where the last tick stopped, and stops after `MAX_RUNS_PER_TICK` runs or reports, or after
+`TICK_BUDGET_S`; the next tick goes on from there (wrapping around).
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -18,24 +27,49 @@ from gameview_assets.partitions import productions
 from gameview_assets.presets import PRESET_NAMES
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource
-from gameview_assets.resources.store import ManifestRef
+from gameview_assets.resources.store import ManifestRef, ProductionStore
 
 INVALID_MANIFEST_CODE = "invalid_manifest"
+MAX_RUNS_PER_TICK = 50
+"""Runs requested (and invalid manifests reported) per tick, at most."""
+TICK_BUDGET_S = 20.0
+"""A tick stops checking manifests after this long (a third of the 60 s sensor timeout)."""
+clock = time.monotonic
 
 
-def parse_cursor(cursor: str | None) -> dict[str, str]:
-    """The cursor is `{production_id: manifest_version}` for every manifest seen last tick."""
-    if not cursor:
-        return {}
-    try:
-        data = json.loads(cursor)
-    except json.JSONDecodeError:
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+@dataclass
+class UploadCursor:
+    """`seen`: `{production_id: manifest_version}` of every manifest handled; `after`: the
+    last production checked, where the next tick goes on."""
+
+    seen: dict[str, str] = field(default_factory=dict)
+    after: str = ""
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> UploadCursor:
+        """A garbled cursor starts over; the old plain `{id: version}` form is read too."""
+        try:
+            data = json.loads(cursor) if cursor else {}
+        except json.JSONDecodeError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        seen = data.get("seen") if "seen" in data else data
+        after = data.get("after") if "seen" in data else ""
+        if not isinstance(seen, dict):
+            return cls()
+        return cls({str(k): str(v) for k, v in seen.items()}, str(after or ""))
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"after": self.after, "seen": self.seen}, separators=(",", ":"), sort_keys=True
+        )
 
 
-def dump_cursor(seen: dict[str, str]) -> str:
-    return json.dumps(seen, separators=(",", ":"), sort_keys=True)
+def in_turn(ids: list[str], after: str) -> list[str]:
+    """The sorted ids, starting after `after` and wrapping around."""
+    start = bisect_right(ids, after) if after else 0
+    return ids[start:] + ids[:start]
 
 
 def _callback_url_of(text: str) -> str | None:
@@ -63,48 +97,35 @@ def has_run(instance: dg.DagsterInstance, ref: ManifestRef) -> bool:
 def upload_sensor(
     context: dg.SensorEvaluationContext, store: StoreResource, callbacks: StudioCallbacks
 ) -> dg.SensorResult:
-    """One listing per tick; only new or changed manifests are read.
+    """One listing per tick; only new or changed manifests are read, a bounded number.
 
-    The cursor holds only productions whose manifest exists now (deleted ones drop out), and
+    The cursor holds only productions whose manifest exists (deleted ones drop out), and
     the run key `<id>:<version>` makes Dagster refuse a second run for the same manifest.
-    A manifest that cannot be read is left out of the cursor so the next tick tries again;
-    an invalid one is recorded, so it is reported once, not every tick.
+    A manifest that cannot be read is left out of the cursor so a later tick tries again;
+    an invalid one is recorded, so it is reported once, not every tick. Reports never wait:
+    a callback that cannot be delivered at once is kept in the outbox and sent later.
     """
     bucket = store.store
-    previous = parse_cursor(context.cursor)
-    seen: dict[str, str] = {}
+    cursor = UploadCursor.parse(context.cursor)
+    ids = bucket.list_production_ids()
+    present = set(ids)
+    seen = {k: v for k, v in cursor.seen.items() if k in present}
+    deadline = clock() + TICK_BUDGET_S
     run_requests: list[dg.RunRequest] = []
-    for ref in bucket.list_manifests():
-        if previous.get(ref.production_id) == ref.version:
-            seen[ref.production_id] = ref.version
-            continue
-        key = ProductionKeys(ref.production_id).manifest
-        try:
-            text = bucket.read_text(key)
-        except Exception as exc:
-            context.log.warning(f"could not read {key}, will retry next tick: {exc}")
-            continue
-        seen[ref.production_id] = ref.version
-        if has_run(context.instance, ref):
-            continue
-        try:
-            manifest = Manifest.from_json(text, PRESET_NAMES)
-        except InvalidProductionError as exc:
-            context.log.warning(f"skipping {ref.production_id}: {exc.message} ({exc.hint})")
-            callbacks.failed(
-                production_id=ref.production_id,
-                run_id=None,
-                error=FailureReason("manifest", INVALID_MANIFEST_CODE, exc.message, exc.hint),
-                url=_callback_url_of(text),
-            )
-            continue
-        run_requests.append(
-            dg.RunRequest(
-                run_key=f"{ref.production_id}:{ref.version}",
-                partition_key=ref.production_id,
-                tags={MANIFEST_VERSION_TAG: ref.version, PRESET_TAG: manifest.preset},
-            )
-        )
+    handled = 0
+    after = cursor.after
+    for production_id, version in bucket.manifest_versions(in_turn(ids, cursor.after)):
+        after = production_id
+        if version is None:
+            seen.pop(production_id, None)
+        elif seen.get(production_id) != version:
+            ref = ManifestRef(production_id, version)
+            request, acted = _handle(context, bucket, callbacks, ref, seen)
+            handled += acted
+            if request is not None:
+                run_requests.append(request)
+        if handled >= MAX_RUNS_PER_TICK or clock() >= deadline:
+            break
     known = set(context.instance.get_dynamic_partitions(productions.name))
     new_ids = sorted({r.partition_key for r in run_requests if r.partition_key not in known})
     if run_requests:
@@ -112,5 +133,42 @@ def upload_sensor(
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[productions.build_add_request(new_ids)] if new_ids else [],
-        cursor=dump_cursor(seen),
+        cursor=UploadCursor(seen, after).dump(),
     )
+
+
+def _handle(
+    context: dg.SensorEvaluationContext,
+    bucket: ProductionStore,
+    callbacks: StudioCallbacks,
+    ref: ManifestRef,
+    seen: dict[str, str],
+) -> tuple[dg.RunRequest | None, int]:
+    """A new or changed manifest: a run request, or a report if it is invalid; and whether
+    it counts against the tick's bound (1) or not (0: read failed, or a run exists)."""
+    key = ProductionKeys(ref.production_id).manifest
+    try:
+        text = bucket.read_text(key)
+    except Exception as exc:
+        context.log.warning(f"could not read {key}, will retry next tick: {exc}")
+        return None, 0
+    seen[ref.production_id] = ref.version
+    if has_run(context.instance, ref):
+        return None, 0
+    try:
+        manifest = Manifest.from_json(text, PRESET_NAMES)
+    except InvalidProductionError as exc:
+        context.log.warning(f"skipping {ref.production_id}: {exc.message} ({exc.hint})")
+        callbacks.failed(
+            production_id=ref.production_id,
+            run_id=None,
+            error=FailureReason("manifest", INVALID_MANIFEST_CODE, exc.message, exc.hint),
+            url=_callback_url_of(text),
+        )
+        return None, 1
+    request = dg.RunRequest(
+        run_key=f"{ref.production_id}:{ref.version}",
+        partition_key=ref.production_id,
+        tags={MANIFEST_VERSION_TAG: ref.version, PRESET_TAG: manifest.preset},
+    )
+    return request, 1

@@ -6,11 +6,26 @@ from gameview_assets.core.production import InvalidProductionError, Manifest, va
 from gameview_assets.presets import PRESET_NAMES, PRESETS
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", ".hidden", "a b", "x" * 129, "a\\b"])
+@pytest.mark.parametrize(
+    "bad",
+    ["../etc", "a/b", "..", "", ".hidden", "a b", "x" * 129, "a\\b", "caf\u00e9", "a#b", "Alpha"],
+)
 def test_unsafe_ids_are_refused(bad):
     with pytest.raises(InvalidProductionError) as caught:
         validate_production_id(bad)
     assert "letters, digits" in caught.value.hint
+
+
+def test_upper_case_ids_are_refused_with_the_lowercase_alternative():
+    with pytest.raises(InvalidProductionError) as caught:
+        validate_production_id("Kitchen-2")
+    assert "upper-case" in caught.value.message and "'kitchen-2'" in caught.value.message
+    assert "'kitchen-2'" in caught.value.hint
+
+
+def test_over_long_ids_say_how_long():
+    with pytest.raises(InvalidProductionError, match="130 characters long, the limit is 128"):
+        validate_production_id("x" * 130)
 
 
 def test_good_ids_pass():

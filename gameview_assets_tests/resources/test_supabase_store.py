@@ -1,27 +1,14 @@
-"""SupabaseStore through the real supabase-py client, against a local Storage REST server.
-
-The server speaks the endpoints the store uses, as Supabase Storage publishes them
-(supabase/storage `src/http/routes/object/*`): `POST /object/list/<bucket>` (prefix as a
-folder, limit/offset/sortBy/search; folders come back with `id: null`), `GET
-/object/<bucket>/<key>`, multipart `POST /object/<bucket>/<key>` honouring `x-upsert`,
-`POST /object/sign/<bucket>/<key>` answering `{"signedURL": "/object/sign/...?token=..."}`,
-and requires the service-role key as `apikey` and `Authorization: Bearer`.
-"""
+"""SupabaseStore through the real supabase-py client, against a local Storage REST server
+(`fake_supabase.FakeStorage`) that has the real server's quirks: case-insensitive listing,
+case-sensitive fetching, HTTP 400 with `"statusCode":"404"` for a missing object, 413 above
+the size limit, InvalidKey, and resumable (TUS) uploads."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 import tracemalloc
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import quote
 
 import dagster as dg
 import httpx
@@ -30,225 +17,7 @@ import pytest
 from gameview_assets.resources import supabase_store
 from gameview_assets.resources.storage import SupabaseStoreResource
 from gameview_assets.resources.supabase_store import SupabaseStore
-
-KEY = "service-role-key"
-BUCKET = "productions"
-API = "/storage/v1"
-
-
-@dataclass
-class StoredObject:
-    data: bytes
-    content_type: str
-    updated_at: str
-    etag: str
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-class FakeStorage:
-    """An in-memory bucket behind the Supabase Storage REST API, on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, StoredObject] = {}
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        now = datetime.now(UTC).isoformat()
-        etag = f'"{hashlib.md5(data).hexdigest()}"'
-        self.objects[key] = StoredObject(data, content_type, now, etag)
-
-    def calls_to(self, route: str) -> list[tuple[str, str, dict[str, Any]]]:
-        return [c for c in self.calls if c[1] == route]
-
-    def list_entries(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        prefix = body["prefix"]
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        search = (body.get("search") or "").lower()
-        entries: dict[str, dict[str, Any]] = {}
-        for key, obj in self.objects.items():
-            if not key.startswith(prefix):
-                continue
-            name, slash, _ = key[len(prefix) :].partition("/")
-            if not name.lower().startswith(search):
-                continue
-            if slash:
-                entries.setdefault(name, folder_entry(name))
-            else:
-                entries[name] = object_entry(name, obj)
-        ordered = sorted(entries.values(), key=lambda e: e["name"])
-        if body.get("sortBy", {}).get("order") == "desc":
-            ordered.reverse()
-        offset, limit = body.get("offset", 0), body.get("limit", 100)
-        return ordered[offset : offset + limit]
-
-    def __enter__(self) -> FakeStorage:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def reply(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                view = memoryview(body)
-                for start in range(0, len(view), 1 << 16):
-                    self.wfile.write(view[start : start + (1 << 16)])
-
-            def reply_json(self, status: int, payload: Any) -> None:
-                self.reply(status, json.dumps(payload).encode(), "application/json")
-
-            def error(self, status: int, code: str, message: str) -> None:
-                self.reply_json(
-                    status, {"statusCode": str(status), "error": code, "message": message}
-                )
-
-            def body(self) -> bytes:
-                if "chunked" in self.headers.get("Transfer-Encoding", ""):
-                    chunks = []
-                    while size := int(self.rfile.readline().strip(), 16):
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
-
-            def route(self) -> tuple[str, str, str] | None:
-                """(route, bucket, key) from /storage/v1/object/[list|sign/]<bucket>/<key>."""
-                path = unquote(urlsplit(self.path).path)
-                if not path.startswith(f"{API}/object/"):
-                    return None
-                rest = path[len(f"{API}/object/") :]
-                route = ""
-                for name in ("list", "sign"):
-                    if rest.startswith(f"{name}/"):
-                        route, rest = name, rest[len(name) + 1 :]
-                bucket, _, key = rest.partition("/")
-                return route, bucket, key
-
-            def authorized(self) -> bool:
-                if (
-                    self.headers.get("apikey") == KEY
-                    and self.headers.get("Authorization") == f"Bearer {KEY}"
-                ):
-                    return True
-                self.error(403, "Unauthorized", "invalid JWT")
-                return False
-
-            def do_GET(self) -> None:
-                parsed = self.route()
-                if parsed is None:
-                    return self.error(404, "not_found", "no such route")
-                route, bucket, key = parsed
-                if route == "sign":
-                    token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
-                    if token != f"token-for-{key}":
-                        return self.error(400, "InvalidJWT", "bad token")
-                elif not self.authorized():
-                    return None
-                fake.calls.append(("GET", route or "object", {"key": key}))
-                obj = fake.objects.get(key) if bucket == BUCKET else None
-                if obj is None:
-                    return self.error(404, "not_found", "Object not found")
-                return self.reply(200, obj.data, obj.content_type)
-
-            def do_POST(self) -> None:
-                parsed = self.route()
-                if parsed is None or not self.authorized():
-                    return None if parsed else self.error(404, "not_found", "no such route")
-                route, bucket, key = parsed
-                if bucket != BUCKET:
-                    self.body()
-                    return self.error(404, "not_found", "Bucket not found")
-                if route == "list":
-                    request = json.loads(self.body())
-                    fake.calls.append(("POST", "list", request))
-                    return self.reply_json(200, fake.list_entries(request))
-                if route == "sign":
-                    request = json.loads(self.body())
-                    fake.calls.append(("POST", "sign", {"key": key, **request}))
-                    if key not in fake.objects:
-                        return self.error(404, "not_found", "Object not found")
-                    signed = f"/object/sign/{bucket}/{key}?token=token-for-{key}"
-                    return self.reply_json(200, {"signedURL": signed})
-                return self.upload(bucket, key)
-
-            def upload(self, bucket: str, key: str) -> None:
-                upsert = self.headers.get("x-upsert") == "true"
-                parts = multipart(self.headers["Content-Type"], self.body())
-                fake.calls.append(("POST", "upload", {"key": key, "upsert": upsert}))
-                with fake.lock:
-                    if key in fake.objects and not upsert:
-                        return self.error(400, "Duplicate", "The resource already exists")
-                    data, content_type = parts["file"]
-                    fake.put(key, data, content_type)
-                return self.reply_json(200, {"Key": f"{bucket}/{key}", "Id": fake.objects[key].id})
-
-        return Handler
-
-
-def multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str]]:
-    """Form fields of a multipart/form-data body: name → (bytes, content type)."""
-    boundary = content_type.split("boundary=")[1].strip('"').encode()
-    fields = {}
-    for part in body.split(b"--" + boundary)[1:-1]:
-        head, _, data = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line)
-        name = headers["Content-Disposition"].split('name="')[1].split('"')[0]
-        fields[name] = (data.removesuffix(b"\r\n"), headers.get("Content-Type", "text/plain"))
-    return fields
-
-
-def folder_entry(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "id": None,
-        "updated_at": None,
-        "created_at": None,
-        "last_accessed_at": None,
-        "metadata": None,
-    }
-
-
-def object_entry(name: str, obj: StoredObject) -> dict[str, Any]:
-    return {
-        "name": name,
-        "id": obj.id,
-        "updated_at": obj.updated_at,
-        "created_at": obj.updated_at,
-        "last_accessed_at": obj.updated_at,
-        "metadata": {
-            "eTag": obj.etag,
-            "size": len(obj.data),
-            "mimetype": obj.content_type,
-            "cacheControl": "max-age=3600",
-            "lastModified": obj.updated_at,
-            "contentLength": len(obj.data),
-            "httpStatusCode": 200,
-        },
-    }
+from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
 
 
 @pytest.fixture
@@ -346,7 +115,7 @@ def test_download_streams_to_disk(fake: FakeStorage, store: SupabaseStore, tmp_p
 
 
 def test_download_of_a_missing_object_leaves_nothing(store: SupabaseStore, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="404"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4 does not exist"):
         store.download("p1/videos/missing.mp4", tmp_path / "a.mp4")
     assert list(tmp_path.iterdir()) == []
 
@@ -405,3 +174,95 @@ def test_wrong_key_is_an_error(fake: FakeStorage) -> None:
     fake.put("p1/production.json", b"{}")
     with pytest.raises(StorageApiError):
         list(SupabaseStore(fake.url, "anon-key", BUCKET).list_manifests())
+
+
+# The real server's quirks, and what the store makes of them.
+
+
+def raw(fake: FakeStorage, method: str, path: str, **kwargs: object) -> httpx.Response:
+    headers = {"apikey": KEY, "Authorization": f"Bearer {KEY}"}
+    return httpx.request(method, f"{fake.url}/storage/v1{path}", headers=headers, **kwargs)
+
+
+def test_the_fake_answers_a_missing_object_as_the_server_does(fake: FakeStorage) -> None:
+    from storage3.exceptions import StorageApiError
+
+    response = raw(fake, "GET", f"/object/{BUCKET}/p1/missing.json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "statusCode": "404", "error": "not_found", "message": "Object not found",
+    }  # fmt: skip
+    assert raw(fake, "HEAD", f"/object/{BUCKET}/p1/missing.json").status_code == 400
+    bucket = SupabaseStore(fake.url, KEY, BUCKET)._bucket
+    for call in (lambda: bucket.download("p1/missing.json"),
+                 lambda: bucket.create_signed_url("p1/missing.json", 60)):  # fmt: skip
+        with pytest.raises(StorageApiError) as caught:
+            call()
+        assert str(caught.value.status) == "404"
+
+
+@pytest.mark.parametrize("call", ["read_text", "download", "signed_url"])
+def test_every_read_of_a_missing_object_is_file_not_found(
+    store: SupabaseStore, tmp_path: Path, call: str
+) -> None:
+    from gameview_assets.resources.local_store import LocalStore
+
+    for each in (store, LocalStore(tmp_path / "local")):
+        args = (tmp_path / "a",) if call == "download" else ()
+        with pytest.raises(FileNotFoundError, match=r"missing\.json"):
+            getattr(each, call)("p1/missing.json", *args)
+
+
+def test_listing_ignores_case_but_fetching_does_not(fake: FakeStorage) -> None:
+    fake.put("Alpha/production.json", b"{}")
+    fake.put("alpha/videos/a.mp4", b"v")
+
+    listed = fake.list_entries({"prefix": "", "limit": 100, "offset": 0})
+    assert [e["name"] for e in listed] == ["Alpha"]  # one folder for both
+    under = fake.list_entries({"prefix": "alpha", "search": "production", "limit": 100})
+    assert [e["name"] for e in under] == ["production.json"]  # Alpha's
+    assert raw(fake, "GET", f"/object/{BUCKET}/alpha/production.json").status_code == 400
+    assert raw(fake, "GET", f"/object/{BUCKET}/Alpha/production.json").status_code == 200
+
+
+def test_ids_that_differ_in_case_never_answer_for_each_other(
+    fake: FakeStorage, store: SupabaseStore
+) -> None:
+    # The case the real server showed: beta2's video, and only Beta2's manifest.
+    fake.put("Beta2/production.json", b'{"preset": "fast"}')
+    fake.put("beta2/videos/a.mp4", b"v")
+    # Alpha hides alpha in the top-level listing; both have a manifest.
+    fake.put("Alpha/production.json", b'{"preset": "high"}')
+    fake.put("alpha/production.json", b'{"preset": "fast"}')
+
+    assert store.manifest_version("beta2") is None
+    assert not store.exists("beta2/production.json")
+    assert store.list_files("Beta2/videos") == []
+    assert store.list_files("beta2/videos") == ["beta2/videos/a.mp4"]
+    assert store.exists("beta2/videos/a.mp4")
+    refs = {r.production_id: r.version for r in store.list_manifests()}
+    assert list(refs) == ["alpha"]  # Alpha and Beta2 are not production ids
+    assert refs["alpha"] == store.manifest_version("alpha")
+    fake.put("Alpha/production.json", b'{"preset": "balanced"}')
+    assert store.manifest_version("alpha") == refs["alpha"]  # Alpha's rewrite is not alpha's
+
+
+def test_keys_the_server_refuses_are_refused_before_sending(
+    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "a.mp4"
+    source.write_bytes(b"v")
+    for key in ("p1/videos/caf\u00e9.mp4", "p1/videos/a#1.mp4"):
+        response = raw(fake, "POST", f"/object/{BUCKET}/{quote(key)}", content=b"v")
+        assert response.status_code == 400 and response.json()["error"] == "InvalidKey"
+        with pytest.raises(ValueError, match="InvalidKey"):
+            store.upload(key, source)
+    assert fake.objects == {}
+
+
+def test_an_object_over_the_limit_is_refused_with_413(fake: FakeStorage) -> None:
+    fake.global_file_size_limit = 10
+    response = raw(fake, "POST", f"/object/{BUCKET}/p1/results/scene.ply", content=b"x" * 11)
+    assert response.status_code == 413
+    assert response.json()["error"] == "Payload too large"
+    assert raw(fake, "POST", f"/object/{BUCKET}/p1/ok", content=b"x" * 10).status_code == 200

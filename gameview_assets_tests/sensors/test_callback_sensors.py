@@ -15,22 +15,28 @@ from dagster import (
     Failure,
     asset,
     build_run_status_sensor_context,
+    build_sensor_context,
     define_asset_job,
     instance_for_test,
 )
 
+from gameview_assets.assets.failures import failures_reported
 from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.production import ProductionRun
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
+from gameview_assets.resources import callbacks as callbacks_module
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import LocalStoreResource, WorkdirResource
+from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.sensors.callback_sensors import (
+    callback_outbox_sensor,
     production_canceled_sensor,
     production_completed_sensor,
     production_failed_sensor,
 )
 from gameview_assets_tests.callback_server import CallbackServer, Received
+from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
 
 PRODUCTION = "kitchen"
 SECRET = "sensor-secret"
@@ -55,8 +61,18 @@ def frames(context: AssetExecutionContext) -> None:
 
 
 @asset(partitions_def=productions, deps=[frames])
-def bundle() -> None:
-    pass
+def bundle(context: AssetExecutionContext) -> None:
+    """Publishes like the real `bundle` when the run names a fake Supabase to publish to."""
+    storage_url = context.run.tags.get("test/supabase")
+    if storage_url is None:
+        return
+    scene = Path(context.run.tags["test/scene"])
+    store = SupabaseStore(storage_url, KEY, BUCKET)
+    try:
+        with failures_reported("bundle"):
+            store.publish_results(PRODUCTION, {"scene.ply": scene})
+    finally:
+        store.close()
 
 
 defs = Definitions(
@@ -107,7 +123,7 @@ def run(instance: DagsterInstance, behaviour: str, **kwargs: Any) -> ExecuteInPr
     return defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
         instance=instance,
         partition_key=PRODUCTION,
-        tags={"test/behaviour": behaviour},
+        tags={"test/behaviour": behaviour, **kwargs.pop("tags", {})},
         raise_on_error=False,
         **kwargs,
     )
@@ -261,3 +277,72 @@ def test_a_run_that_never_resolved_its_manifest_uses_the_default_url(
     evaluate(production_failed_sensor, instance, result, store, server)
 
     assert only_callback(server).path == "/default"
+
+
+def test_a_result_over_the_size_limit_fails_with_file_size_limit_and_hint(
+    instance, store, server, tmp_path
+) -> None:
+    scene = tmp_path / "scene.ply"
+    with scene.open("wb") as f:
+        f.truncate(12_000_000)
+    with FakeStorage(file_size_limit=5_000_000) as storage:
+        tags = {"test/supabase": storage.url, "test/scene": str(scene)}
+        result = run(instance, "ok", tags=tags)
+        assert not result.success
+
+        evaluate(production_failed_sensor, instance, result, store, server)
+
+        error = only_callback(server).json["error"]
+        assert error["stage"] == "bundle" and error["code"] == "result_too_large"
+        assert error["message"] == (
+            "scene.ply is 12.0 MB (12,000,000 bytes) and could not be stored: "
+            "the limit of supabase://productions is 5.0 MB"
+        )
+        assert "smaller scene" in error["hint"] and "file size limit" in error["hint"]
+        assert storage.objects == {}  # no results/
+
+        storage.file_size_limit = 20_000_000  # an operator raised the limit
+        assert run(instance, "ok", tags=tags).success
+        assert storage.objects[f"{PRODUCTION}/results/scene.ply"].size == 12_000_000
+
+
+def test_an_app_down_longer_than_all_retries_gets_the_callback_once_it_is_back(
+    instance, store, server, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(callbacks_module, "OUTBOX_RETRY_S", 0.0)  # due at once, for the test
+    callbacks = StudioCallbacks(
+        secret=SECRET, allowed_hosts=["127.0.0.1"], outbox_dir=str(tmp_path / "outbox"),
+        backoff_s=0.01,
+    )  # fmt: skip
+    # Down for the sensor's try and four outbox ticks: more than the 4 attempts of `send`.
+    server.statuses = [503] * 5
+    result = run(instance, "capture_error")
+    event = result.get_run_failure_event()
+    production_failed_sensor(
+        build_run_status_sensor_context(
+            sensor_name=production_failed_sensor.name,
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"workdir": workdir(store), "callbacks": callbacks},
+        )
+    )
+    assert len(server.wait_for(1)) == 1  # one try, no retries with backoff inside the tick
+    assert len(list((tmp_path / "outbox").glob("*.json"))) == 1
+
+    outcomes = []
+    for _ in range(6):
+        with build_sensor_context(instance=instance, resources={"callbacks": callbacks}) as ctx:
+            outcomes.append(callback_outbox_sensor(ctx).skip_message)
+
+    assert [r.path for r in server.received] == [f"/studio/{PRODUCTION}"] * 6
+    assert outcomes[:4] == ["callback outbox: 1 kept"] * 4
+    assert outcomes[4:] == ["callback outbox: 1 delivered", "callback outbox: empty"]
+    assert list((tmp_path / "outbox").glob("*.json")) == []
+    for received in server.received:  # each signed when it was sent, not when kept
+        ts = received.headers["X-GameView-Timestamp"]
+        sig = received.headers["X-GameView-Signature"]
+        assert verify_signature(SECRET, ts, received.body, sig)
+    delivered = server.received[-1].json
+    assert delivered["status"] == "failed" and delivered["error"]["code"] == "too_few_frames"
+    assert delivered["run_id"] == result.run_id

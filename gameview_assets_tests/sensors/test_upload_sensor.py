@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +16,13 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context, instanc
 from gameview_assets.cli import submit_production
 from gameview_assets.jobs import MANIFEST_VERSION_TAG, PARTITION_TAG, PRESET_TAG
 from gameview_assets.partitions import productions
+from gameview_assets.resources import supabase_store
 from gameview_assets.resources.callbacks import StudioCallbacks
-from gameview_assets.resources.storage import LocalStoreResource
-from gameview_assets.sensors.upload_sensor import upload_sensor
+from gameview_assets.resources.storage import LocalStoreResource, SupabaseStoreResource
+from gameview_assets.sensors.upload_sensor import MAX_RUNS_PER_TICK, upload_sensor
 from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer
+from gameview_assets_tests.resources.fake_supabase import KEY, FakeStorage
 
 
 @pytest.fixture
@@ -70,6 +73,11 @@ def tick(
     return result
 
 
+def seen_of(result: SensorResult) -> dict[str, str]:
+    """The cursor's `{production_id: manifest_version}`."""
+    return json.loads(result.cursor)["seen"]
+
+
 def apply(instance: DagsterInstance, result: SensorResult) -> None:
     """What the daemon does with a tick's partition requests."""
     for request in result.dynamic_partitions_requests or []:
@@ -89,7 +97,7 @@ def test_new_production_adds_its_partition_and_starts_one_run(
     result = tick(instance, tmp_path, server, None)
 
     (request,) = result.run_requests
-    version = json.loads(result.cursor)["kitchen"]
+    version = seen_of(result)["kitchen"]
     assert request.partition_key == "kitchen"
     assert request.run_key == f"kitchen:{version}"
     assert request.tags[MANIFEST_VERSION_TAG] == version
@@ -131,7 +139,7 @@ def test_production_processed_by_the_cli_is_not_run_again(
 
     first = tick(instance, store, server, None)
     assert first.run_requests == []
-    assert json.loads(first.cursor) == {"lobby": version}
+    assert seen_of(first) == {"lobby": version}
 
     write_manifest(store, "lobby", {"preset": "fast"})
     (rerun,) = tick(instance, store, server, first.cursor).run_requests
@@ -147,7 +155,7 @@ def test_half_uploaded_production_waits_for_its_manifest(
 
     assert result.run_requests == []
     assert result.dynamic_partitions_requests == []
-    assert json.loads(result.cursor) == {}
+    assert seen_of(result) == {}
 
     write_manifest(tmp_path, "garden", {"preset": "fast"})
     assert [
@@ -175,29 +183,79 @@ def test_updated_manifest_starts_a_fresh_run(
     assert tick(instance, tmp_path, server, second.cursor).run_requests == []
 
 
-def test_hundreds_of_productions_in_one_tick(
+def test_hundreds_of_productions_are_requested_a_bounded_number_per_tick(
     instance: DagsterInstance, tmp_path: Path, server: CallbackServer
 ) -> None:
-    ids = [f"prod-{i:03d}" for i in range(300)]
+    ids = [f"prod-{i:03d}" for i in range(120)]
     for production_id in ids:
         add_videos(tmp_path, production_id)
         write_manifest(tmp_path, production_id, {"preset": "fast"})
 
-    started = time.monotonic()
-    result = tick(instance, tmp_path, server, None)
-    elapsed = time.monotonic() - started
+    cursor, batches = None, []
+    for _ in range(4):
+        result = tick(instance, tmp_path, server, cursor)
+        batches.append([r.partition_key for r in result.run_requests])
+        assert added_keys(result) == batches[-1]
+        apply(instance, result)
+        cursor = result.cursor
 
-    assert sorted(r.partition_key for r in result.run_requests) == ids
-    assert len({r.run_key for r in result.run_requests}) == 300
-    assert sorted(added_keys(result)) == ids
-    assert len(result.dynamic_partitions_requests) == 1
-    assert len(result.cursor) < 300 * 48
-    assert elapsed < 5
+    assert [len(b) for b in batches] == [MAX_RUNS_PER_TICK, MAX_RUNS_PER_TICK, 20, 0]
+    assert [k for b in batches for k in b] == ids  # in order, each once
+    assert set(seen_of(result)) == set(ids)
+    assert len(result.cursor) < 120 * 48
 
-    apply(instance, result)
-    started = time.monotonic()
-    assert tick(instance, tmp_path, server, result.cursor).run_requests == []
-    assert time.monotonic() - started < 3
+
+def test_a_slow_store_stops_the_tick_at_its_budget_and_the_next_goes_on(
+    instance: DagsterInstance, tmp_path: Path, server: CallbackServer, monkeypatch
+) -> None:
+    for production_id in ("a1", "a2", "a3", "a4", "a5"):
+        add_videos(tmp_path, production_id)
+        write_manifest(tmp_path, production_id, {})
+    now = [0.0]
+
+    def slow_clock() -> float:  # each look at the clock: 8 s later
+        now[0] += 8.0
+        return now[0]
+
+    module = sys.modules[upload_sensor.__module__]  # the package's name is the sensor's
+    monkeypatch.setattr(module, "clock", slow_clock)
+    first = tick(instance, tmp_path, server, None)
+    second = tick(instance, tmp_path, server, first.cursor)
+
+    # Budget 20 s from the first reading (8 s); one reading after each check: 16, 24, 32.
+    assert [r.partition_key for r in first.run_requests] == ["a1", "a2", "a3"]
+    assert json.loads(first.cursor)["after"] == "a3"
+    # The next tick goes on at a4, wraps around and stops at a1 (already handled).
+    assert [r.partition_key for r in second.run_requests] == ["a4", "a5"]
+    assert json.loads(second.cursor)["after"] == "a1"
+    assert set(seen_of(second)) == {"a1", "a2", "a3", "a4", "a5"}
+
+
+def test_the_sensor_on_supabase_pages_and_never_mixes_up_ids_by_case(
+    instance: DagsterInstance, server: CallbackServer, monkeypatch
+) -> None:
+    monkeypatch.setattr(supabase_store, "PAGE_SIZE", 3)
+    with FakeStorage() as fake:
+        for production_id in ("b1", "b2", "b3", "b4", "b5", "Alpha", "alpha", "Beta2"):
+            fake.put(f"{production_id}/videos/a.mp4", b"v")
+        for production_id in ("b1", "b2", "b3", "b4", "b5", "Alpha", "alpha", "Beta2"):
+            fake.put(f"{production_id}/production.json", b'{"preset": "fast"}')
+        fake.put("beta2/videos/a.mp4", b"v")  # beta2 has no manifest: Beta2's is not its
+        with build_sensor_context(
+            instance=instance,
+            resources={
+                "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
+                "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
+            },
+        ) as context:
+            result = upload_sensor(context)
+
+    assert isinstance(result, SensorResult)
+    assert [r.partition_key for r in result.run_requests] == [
+        "alpha", "b1", "b2", "b3", "b4", "b5"
+    ]  # fmt: skip
+    lists = [c[2] for c in fake.calls_to("list") if c[2]["prefix"] == ""]
+    assert [c["offset"] for c in lists] == [0, 3, 6]
 
 
 def test_invalid_manifest_is_skipped_reported_once_and_others_still_run(
@@ -239,8 +297,8 @@ def test_deleted_productions_leave_the_cursor(
 
     second = tick(instance, tmp_path, server, first.cursor)
 
-    assert set(json.loads(first.cursor)) == {"one", "two"}
-    assert set(json.loads(second.cursor)) == {"one"}
+    assert set(seen_of(first)) == {"one", "two"}
+    assert set(seen_of(second)) == {"one"}
     assert second.run_requests == []
 
 

@@ -1,0 +1,506 @@
+"""A local stand-in for Supabase Storage's REST API, with the real server's quirks.
+
+It speaks the endpoints the store uses, as Supabase Storage publishes them (supabase/storage
+`src/http/routes/object/*`, `bucket/*`, `tus/*`), and behaves as a real server (file backend,
+behind a `/storage/v1` gateway) was seen to behave:
+
+- Listing (`POST /object/list/<bucket>`) compares `lower(name)`: the prefix and `search` match
+  whatever the case, and folders that differ only in case come back as one entry. Fetching an
+  object (`GET`/`HEAD /object/<bucket>/<key>`, signing) is case-sensitive.
+- A missing object answers HTTP 400 with `"statusCode":"404"` in the body (supabase-py raises
+  `storage3.exceptions.StorageApiError`); HEAD answers a bare 400.
+- Keys outside the server's character set (`é`, `#`, `%`, ...) are refused: 400 InvalidKey.
+- An object over the bucket's `file_size_limit` (or the project's global limit, which the
+  bucket does not report) is refused with HTTP 413 Payload too large.
+- Resumable (TUS 1.0.0) uploads at `/upload/resumable`: POST creates (Upload-Length,
+  Upload-Metadata with bucketName/objectName/contentType, x-upsert), PATCH appends at
+  Upload-Offset (409 on a wrong offset), HEAD reports the offset. A PATCH interrupted by a
+  dropped connection keeps the bytes that arrived, as the file backend does.
+
+Objects live in files under a temporary folder, so large bodies never sit in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+KEY = "service-role-key"
+BUCKET = "productions"
+API = "/storage/v1"
+IO_CHUNK = 1 << 16
+TUS_VERSION = "1.0.0"
+VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]*$")
+"""Supabase Storage's `isValidKey`: JS `\\w` (ASCII) and these symbols; nothing else."""
+
+
+@dataclass
+class StoredObject:
+    path: Path
+    size: int
+    content_type: str
+    updated_at: datetime
+    etag: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass
+class TusUpload:
+    key: str
+    length: int
+    content_type: str
+    upsert: bool
+    path: Path
+    offset: int = 0
+
+
+class FakeStorage:
+    """An on-disk bucket behind the Supabase Storage REST API, on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        file_size_limit: int | None = None,
+        global_file_size_limit: int | None = None,
+    ) -> None:
+        self.file_size_limit = file_size_limit
+        self.global_file_size_limit = global_file_size_limit
+        self.objects: dict[str, StoredObject] = {}
+        self.uploads: dict[str, TusUpload] = {}
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.drop_patches_after: list[int] = []
+        """Byte counts: each of the next PATCHes stores that many bytes, then drops the
+        connection without answering."""
+        self.lock = threading.Lock()
+        self.dir = Path(tempfile.mkdtemp(prefix="fake-supabase-"))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def limit(self) -> int | None:
+        """The size above which an object is refused (the smaller of both limits)."""
+        limits = [x for x in (self.file_size_limit, self.global_file_size_limit) if x]
+        return min(limits) if limits else None
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self.dir / uuid.uuid4().hex
+        path.write_bytes(data)
+        self._store(key, path, content_type)
+
+    def _store(self, key: str, path: Path, content_type: str) -> None:
+        digest = hashlib.md5()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        with self.lock:
+            old = self.objects.get(key)
+            self.objects[key] = StoredObject(
+                path, path.stat().st_size, content_type, datetime.now(UTC),
+                f'"{digest.hexdigest()}"',
+            )  # fmt: skip
+        if old is not None:
+            old.path.unlink(missing_ok=True)
+
+    def calls_to(self, route: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [c for c in self.calls if c[1] == route]
+
+    def list_entries(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The v1 search: `lower(name) LIKE lower(prefix || search) || '%'`, one level deep;
+        folders (grouped without regard to case) first, then objects, then limit/offset."""
+        prefix = body.get("prefix") or ""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        level = prefix.count("/")
+        pattern = (prefix + (body.get("search") or "")).lower()
+        folders: dict[str, str] = {}
+        files: list[dict[str, Any]] = []
+        for key in sorted(self.objects):
+            if not key.lower().startswith(pattern):
+                continue
+            tokens = key.split("/")
+            if len(tokens) > level + 1:
+                folders.setdefault(tokens[level].lower(), tokens[level])
+            else:
+                files.append(object_entry(tokens[level], self.objects[key]))
+        ordered = [folder_entry(name) for name in sorted(folders.values())]
+        ordered += sorted(files, key=lambda e: e["name"])
+        if body.get("sortBy", {}).get("order") == "desc":
+            ordered.reverse()
+        offset, limit = int(body.get("offset", 0)), int(body.get("limit", 100))
+        return ordered[offset : offset + limit]
+
+    def bucket_info(self) -> dict[str, Any]:
+        return {
+            "id": BUCKET,
+            "name": BUCKET,
+            "owner": "",
+            "public": False,
+            "file_size_limit": self.file_size_limit,
+            "allowed_mime_types": None,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+
+    def __enter__(self) -> FakeStorage:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def reply(
+                self,
+                status: int,
+                body: bytes = b"",
+                content_type: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def reply_json(self, status: int, payload: Any, **kwargs: Any) -> None:
+                self.reply(status, json.dumps(payload).encode(), **kwargs)
+
+            def error(self, http_status: int, status_code: str, code: str, message: str) -> None:
+                """Storage's error body; `status_code` may differ from the HTTP status."""
+                payload = {"statusCode": status_code, "error": code, "message": message}
+                self.reply_json(http_status, payload)
+
+            def not_found(self) -> None:
+                self.error(400, "404", "not_found", "Object not found")
+
+            def too_large(self) -> None:
+                self.error(413, "413", "Payload too large",
+                           "The object exceeded the maximum allowed size")  # fmt: skip
+
+            def discard_body(self) -> None:
+                remaining = int(self.headers.get("Content-Length", 0))
+                while remaining > 0:
+                    remaining -= len(self.rfile.read(min(IO_CHUNK, remaining)))
+
+            def body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+            def body_to_file(self, path: Path, mode: str = "wb", stop_after: int | None = None
+                             ) -> int:  # fmt: skip
+                """Copy the request body into `path` in small pieces; the bytes copied."""
+                remaining = int(self.headers.get("Content-Length", 0))
+                if stop_after is not None:
+                    remaining = min(remaining, stop_after)
+                copied = 0
+                with path.open(mode) as out:
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(IO_CHUNK, remaining))
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        copied += len(chunk)
+                        remaining -= len(chunk)
+                return copied
+
+            def stream_file(self, obj: StoredObject) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", obj.content_type)
+                self.send_header("Content-Length", str(obj.size))
+                self.end_headers()
+                with obj.path.open("rb") as f:
+                    while chunk := f.read(IO_CHUNK):
+                        self.wfile.write(chunk)
+
+            def route(self) -> tuple[str, str, str] | None:
+                """(route, bucket, key) from /storage/v1/object/[list|sign/]<bucket>/<key>."""
+                path = unquote(urlsplit(self.path).path)
+                if path.startswith(f"{API}/bucket/"):
+                    return "bucket", path[len(f"{API}/bucket/") :], ""
+                if path.startswith(f"{API}/upload/resumable"):
+                    return "tus", BUCKET, path[len(f"{API}/upload/resumable") :].strip("/")
+                if not path.startswith(f"{API}/object/"):
+                    return None
+                rest = path[len(f"{API}/object/") :]
+                route = ""
+                for name in ("list", "sign"):
+                    if rest.startswith(f"{name}/"):
+                        route, rest = name, rest[len(name) + 1 :]
+                bucket, _, key = rest.partition("/")
+                return route, bucket, key
+
+            def authorized(self) -> bool:
+                if (
+                    self.headers.get("apikey") == KEY
+                    and self.headers.get("Authorization") == f"Bearer {KEY}"
+                ):
+                    return True
+                self.discard_body()
+                self.error(403, "403", "Unauthorized", "invalid JWT")
+                return False
+
+            def valid_key(self, key: str) -> bool:
+                if VALID_KEY.fullmatch(key):
+                    return True
+                self.discard_body()
+                self.error(400, "400", "InvalidKey", f"Invalid key: {key}")
+                return False
+
+            def do_HEAD(self) -> None:
+                parsed = self.route()
+                if parsed is None or not self.authorized():
+                    return None if parsed else self.reply(404)
+                route, bucket, key = parsed
+                if route == "tus":
+                    return self.tus_head(key)
+                fake.calls.append(("HEAD", "object", {"key": key}))
+                obj = fake.objects.get(key) if bucket == BUCKET else None
+                if obj is None:
+                    return self.reply(400)
+                self.send_response(200)
+                self.send_header("Content-Type", obj.content_type)
+                self.send_header("Content-Length", str(obj.size))
+                self.send_header("ETag", obj.etag)
+                self.send_header("Last-Modified", format_datetime(obj.updated_at, usegmt=True))
+                self.send_header("Cache-Control", "max-age=3600")
+                self.end_headers()
+                return None
+
+            def do_GET(self) -> None:
+                parsed = self.route()
+                if parsed is None:
+                    return self.error(404, "404", "not_found", "no such route")
+                route, bucket, key = parsed
+                if route == "sign":
+                    token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+                    if token != f"token-for-{key}":
+                        return self.error(400, "400", "InvalidJWT", "bad token")
+                elif not self.authorized():
+                    return None
+                if route == "bucket":
+                    if bucket != BUCKET:
+                        return self.error(400, "404", "Bucket not found", "Bucket not found")
+                    return self.reply_json(200, fake.bucket_info())
+                fake.calls.append(("GET", route or "object", {"key": key}))
+                obj = fake.objects.get(key) if bucket == BUCKET else None
+                if obj is None:
+                    return self.not_found()
+                return self.stream_file(obj)
+
+            def do_POST(self) -> None:
+                parsed = self.route()
+                if parsed is None or not self.authorized():
+                    if parsed is None:
+                        self.discard_body()
+                        self.error(404, "404", "not_found", "no such route")
+                    return None
+                route, bucket, key = parsed
+                if route == "tus":
+                    return self.tus_create()
+                if bucket != BUCKET:
+                    self.discard_body()
+                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                if route == "list":
+                    request = json.loads(self.body())
+                    fake.calls.append(("POST", "list", request))
+                    return self.reply_json(200, fake.list_entries(request))
+                if not self.valid_key(key):
+                    return None
+                if route == "sign":
+                    request = json.loads(self.body())
+                    fake.calls.append(("POST", "sign", {"key": key, **request}))
+                    if key not in fake.objects:
+                        return self.not_found()
+                    signed = f"/object/sign/{bucket}/{key}?token=token-for-{key}"
+                    return self.reply_json(200, {"signedURL": signed})
+                return self.upload(bucket, key)
+
+            def do_PATCH(self) -> None:
+                parsed = self.route()
+                if parsed is None or parsed[0] != "tus" or not self.authorized():
+                    if parsed is None or parsed[0] != "tus":
+                        self.discard_body()
+                        self.reply(404)
+                    return None
+                return self.tus_patch(parsed[2])
+
+            def upload(self, bucket: str, key: str) -> None:
+                upsert = self.headers.get("x-upsert") == "true"
+                size = int(self.headers.get("Content-Length", 0))
+                content_type = self.headers.get("Content-Type", "application/octet-stream")
+                multipart_body = content_type.startswith("multipart/form-data")
+                fake.calls.append(("POST", "upload", {"key": key, "upsert": upsert,
+                                                      "multipart": multipart_body}))  # fmt: skip
+                if key in fake.objects and not upsert:
+                    self.discard_body()
+                    return self.error(400, "409", "Duplicate", "The resource already exists")
+                limit = fake.limit
+                if limit is not None and size > limit:
+                    self.discard_body()
+                    return self.too_large()
+                path = fake.dir / uuid.uuid4().hex
+                if multipart_body:
+                    data, content_type = multipart(content_type, self.body())["file"]
+                    path.write_bytes(data)
+                else:
+                    self.body_to_file(path)
+                fake._store(key, path, content_type)
+                return self.reply_json(200, {"Key": f"{bucket}/{key}", "Id": fake.objects[key].id})
+
+            def tus_headers(self, upload: TusUpload) -> dict[str, str]:
+                return {
+                    "Tus-Resumable": TUS_VERSION,
+                    "Upload-Offset": str(upload.offset),
+                    "Upload-Length": str(upload.length),
+                    "Cache-Control": "no-store",
+                }
+
+            def tus_create(self) -> None:
+                self.discard_body()
+                metadata = {}
+                for item in (self.headers.get("Upload-Metadata") or "").split(","):
+                    name, _, value = item.strip().partition(" ")
+                    metadata[name] = base64.b64decode(value).decode() if value else ""
+                key = metadata.get("objectName", "")
+                length = int(self.headers.get("Upload-Length", -1))
+                upsert = self.headers.get("x-upsert") == "true"
+                fake.calls.append(("POST", "tus-create", {"key": key, "length": length,
+                                                          "upsert": upsert}))  # fmt: skip
+                if self.headers.get("Tus-Resumable") != TUS_VERSION:
+                    return self.reply(412, headers={"Tus-Version": TUS_VERSION})
+                if metadata.get("bucketName") != BUCKET:
+                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                if not self.valid_key(key):
+                    return None
+                if length < 0:
+                    return self.error(400, "400", "InvalidUploadLength", "Upload-Length needed")
+                if fake.limit is not None and length > fake.limit:
+                    return self.too_large()
+                if key in fake.objects and not upsert:
+                    return self.error(409, "409", "Duplicate", "The resource already exists")
+                upload_id = base64.urlsafe_b64encode(
+                    f"{BUCKET}/{key}/{uuid.uuid4()}".encode()
+                ).decode()
+                fake.uploads[upload_id] = TusUpload(
+                    key, length, metadata.get("contentType") or "application/octet-stream",
+                    upsert, fake.dir / f"tus-{uuid.uuid4().hex}",
+                )  # fmt: skip
+                fake.uploads[upload_id].path.touch()
+                location = f"{fake.url}{API}/upload/resumable/{upload_id}"
+                return self.reply(201, headers={"Location": location, "Tus-Resumable": TUS_VERSION})
+
+            def tus_head(self, upload_id: str) -> None:
+                fake.calls.append(("HEAD", "tus-head", {"id": upload_id}))
+                upload = fake.uploads.get(upload_id)
+                if upload is None:
+                    return self.reply(404, headers={"Tus-Resumable": TUS_VERSION})
+                return self.reply(200, headers=self.tus_headers(upload))
+
+            def tus_patch(self, upload_id: str) -> None:
+                upload = fake.uploads.get(upload_id)
+                offset = int(self.headers.get("Upload-Offset", -1))
+                fake.calls.append(("PATCH", "tus-patch", {"id": upload_id, "offset": offset}))
+                if upload is None:
+                    self.discard_body()
+                    return self.reply(404, headers={"Tus-Resumable": TUS_VERSION})
+                if self.headers.get("Content-Type") != "application/offset+octet-stream":
+                    self.discard_body()
+                    return self.reply(415, headers={"Tus-Resumable": TUS_VERSION})
+                if offset != upload.offset:
+                    self.discard_body()
+                    return self.reply(409, headers=self.tus_headers(upload))
+                size = int(self.headers.get("Content-Length", 0))
+                if upload.offset + size > upload.length:
+                    self.discard_body()
+                    return self.too_large()
+                drop = fake.drop_patches_after.pop(0) if fake.drop_patches_after else None
+                upload.offset += self.body_to_file(upload.path, "ab", stop_after=drop)
+                if drop is not None:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
+                if upload.offset == upload.length:
+                    fake._store(upload.key, upload.path, upload.content_type)
+                return self.reply(204, headers=self.tus_headers(upload))
+
+        return Handler
+
+
+def multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str]]:
+    """Form fields of a multipart/form-data body: name → (bytes, content type)."""
+    boundary = content_type.split("boundary=")[1].strip('"').encode()
+    fields = {}
+    for part in body.split(b"--" + boundary)[1:-1]:
+        head, _, data = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line)
+        name = headers["Content-Disposition"].split('name="')[1].split('"')[0]
+        fields[name] = (data.removesuffix(b"\r\n"), headers.get("Content-Type", "text/plain"))
+    return fields
+
+
+def folder_entry(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "id": None,
+        "updated_at": None,
+        "created_at": None,
+        "last_accessed_at": None,
+        "metadata": None,
+    }
+
+
+def object_entry(name: str, obj: StoredObject) -> dict[str, Any]:
+    stamp = obj.updated_at.isoformat()
+    return {
+        "name": name,
+        "id": obj.id,
+        "updated_at": stamp,
+        "created_at": stamp,
+        "last_accessed_at": stamp,
+        "metadata": {
+            "eTag": obj.etag,
+            "size": obj.size,
+            "mimetype": obj.content_type,
+            "cacheControl": "max-age=3600",
+            "lastModified": stamp,
+            "contentLength": obj.size,
+            "httpStatusCode": 200,
+        },
+    }
