@@ -24,7 +24,6 @@ class TrainConfig:
     max_splats: int
     sh_degree: int = 3
     holdout_every: int = 8
-    image_max_size: int = 0
     strategy: Densification = field(default_factory=DefaultDensification)
     checkpoint_every: int = 0
     preview_every: int = 0
