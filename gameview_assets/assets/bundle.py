@@ -33,13 +33,23 @@ def bundle(
     workdir: WorkdirResource,
     callbacks: StudioCallbacks,
 ) -> dg.MaterializeResult:
-    """Export scene.ply, cameras.json, thumbnail.jpg and bundle.json, then publish them."""
+    """Turn the scene upright and centre it, export scene.ply, cameras.json, thumbnail.jpg and
+    bundle.json, then publish them."""
+    import numpy as np
+
+    from gameview_assets.core.align import (
+        sparse_points,
+        transform_cameras,
+        transform_splats,
+        upright_transform,
+    )
     from gameview_assets.core.colmap_model import read_cameras
     from gameview_assets.core.export import (
         bundle_document,
         bundle_metrics,
         cameras_json,
         splat_arrays,
+        splat_tensors,
         write_json,
         write_ply,
     )
@@ -55,22 +65,31 @@ def bundle(
         frames_extracted = len(paths.extracted_frames.read())
     report = StageReporter(context, callbacks, STAGE, run.callback_url)
     paths.fresh(paths.bundle)
-    splats = load_splats(paths.splats_file)
-    arrays = splat_arrays(splats)
+    model = poses.undistorted_dir / "sparse"
+    cameras = read_cameras(model)
+    transform = upright_transform(
+        np.stack([camera.camtoworld for camera in cameras]), sparse_points(model)
+    )
+    arrays = transform_splats(splat_arrays(load_splats(paths.splats_file)), transform)
+    cameras = transform_cameras(cameras, transform)
     write_ply(arrays, paths.result("ply"))
-    report(0.3, "scene.ply written")
+    report(0.3, "scene.ply written (upright, centred)")
     ply_check = verify_ply(paths.result("ply"), len(arrays))
 
-    cameras = read_cameras(poses.undistorted_dir / "sparse")
     write_json(cameras_json(cameras), paths.result("cameras"))
-    write_thumbnail(splats, cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH)
+    write_thumbnail(
+        splat_tensors(arrays), cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH
+    )
     report(0.6, "thumbnail rendered")
 
     metrics = bundle_metrics(frames_extracted, poses, training)
     timings = report.finish(paths)
     made = [paths.result(name) for name in RESULT_FILES if name != "bundle"]
     write_json(
-        bundle_document(production_id, made, metrics, timings, run.preset), paths.result("bundle")
+        bundle_document(
+            production_id, made, metrics, timings, run.preset, {"transform": transform.to_json()}
+        ),
+        paths.result("bundle"),
     )
     if not ply_check.passed:
         return dg.MaterializeResult(metadata={"published": False}, check_results=[ply_check])
@@ -87,6 +106,7 @@ def bundle(
             "splats": len(arrays),
             "cameras": len(cameras),
             "held_out_psnr": metrics["psnr"],
+            "up_from": transform.up_source,
             "thumbnail": image_markdown(paths.result("thumbnail"), "Thumbnail"),
         },
         check_results=[ply_check],

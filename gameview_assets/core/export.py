@@ -85,6 +85,16 @@ def splat_arrays(splats: Mapping[str, object]) -> SplatArrays:
     )
 
 
+def splat_tensors(splats: SplatArrays) -> dict:
+    """The arrays as the float32 torch tensors training saves, for rendering."""
+    import torch
+
+    return {
+        name: torch.from_numpy(np.ascontiguousarray(getattr(splats, name), dtype=np.float32))
+        for name in ("means", "quats", "scales", "opacities", "sh0", "shN")
+    }
+
+
 def write_ply(splats: SplatArrays, path: Path) -> None:
     """Binary little-endian PLY in the original 3DGS layout, f_rest channel-major, holding
     only the trained bands (0, 9, 24 or 45 f_rest columns): zero bands cost 144 bytes a
@@ -125,7 +135,9 @@ def read_ply(path: Path) -> SplatArrays:
     rest = sum(1 for name in names if name.startswith("f_rest_"))
     if rest % 3 or rest // 3 not in SH_REST_COUNTS:
         raise InvalidPlyError(f"{path} has {rest} f_rest fields, not 0, 9, 24 or 45")
-    missing = [name for name in ply_fields(sh_degree_for(rest // 3)) if name not in names]
+    # nx ny nz are unused padding that splat-transform and SuperSplat leave out.
+    required = [f for f in ply_fields(sh_degree_for(rest // 3)) if f not in ("nx", "ny", "nz")]
+    missing = [name for name in required if name not in names]
     if missing:
         raise InvalidPlyError(f"{path} lacks the 3DGS fields {missing[:5]}")
     data = vertex.data
@@ -223,12 +235,15 @@ def bundle_document(
     metrics: Mapping[str, object],
     timings: Mapping[str, float],
     preset: str,
+    sections: Mapping[str, object] | None = None,
 ) -> dict:
-    """What was made: every file with size and hash, the quality figures and stage timings."""
+    """What was made: every file with size and hash, the quality figures and stage timings,
+    then `sections` (the transform applied to the scene, the web versions)."""
     return {
         "production_id": production_id,
         "preset": preset,
         "files": [file_record(path) for path in files],
         "metrics": dict(metrics),
         "timings_s": {stage: round(float(s), 3) for stage, s in timings.items()},
+        **(sections or {}),
     }

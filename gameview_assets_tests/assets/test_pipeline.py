@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import (
     AssetKey,
@@ -46,6 +47,29 @@ def drop_production(store: Path, production_id: str, video: Path, callback_url: 
     shutil.copyfile(video, store / production_id / "videos" / video.name)
     manifest = {"preset": "preview", "callback_url": callback_url}
     (store / production_id / "production.json").write_text(json.dumps(manifest))
+
+
+def assert_upright_and_centred(cameras: list[dict], transform: dict) -> None:
+    """The sample orbits a z-up table at a fixed height, looking at a point 1.35 below the
+    cameras (radius 3.2). Exported, the orbit's plane must be level with the viewer's up
+    (within 3°), the cameras above the origin at the same height-to-radius ratio, and the
+    origin at the orbit's centre. SfM's scale is arbitrary, so only ratios are compared."""
+    from gameview_assets.core.align import VIEWER_UP
+    from gameview_assets.core.samples import LOOK_AT, ORBIT_HEIGHT, ORBIT_RADIUS
+
+    positions = np.array([camera["position"] for camera in cameras])
+    normal = np.linalg.svd(positions - positions.mean(axis=0))[2][-1]
+    tilt = np.degrees(np.arccos(min(1.0, abs(float(normal @ VIEWER_UP)))))
+    assert tilt < 3.0, f"exported orbit is {tilt:.1f}° off level"
+    heights = positions @ VIEWER_UP
+    horizontal = positions - heights[:, None] * VIEWER_UP
+    radius = np.linalg.norm(horizontal, axis=1).mean()
+    expected = (ORBIT_HEIGHT - LOOK_AT[2]) / ORBIT_RADIUS
+    assert heights.mean() / radius == pytest.approx(expected, rel=0.15)
+    assert np.linalg.norm(horizontal.mean(axis=0)) < 0.05 * radius
+    matrix = np.array(transform["matrix"])
+    np.testing.assert_allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-6)
+    assert transform["up"] == [0.0, -1.0, 0.0]
 
 
 def materialized_metadata(instance, stage: str) -> dict:
@@ -127,6 +151,7 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
         "fx",
         "fy",
     }
+    assert_upright_and_centred(cameras, bundle["transform"])
     with Image.open(results / "thumbnail.jpg") as thumbnail:
         assert thumbnail.format == "JPEG" and thumbnail.width == 640
 
