@@ -16,8 +16,15 @@ from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
 
 STAGE = "bundle"
+WEB_RESULTS = ("spz", "compressed_ply")
 PLY_CHECK = "valid_ply"
 THUMBNAIL_WIDTH = 640
+
+
+class BundleConfig(dg.Config):
+    """Operator choices on top of the preset (set in the launchpad)."""
+
+    web_max_splats: int = 0  # splats in the web files; 0: the preset's web_max_splats
 
 
 @dg.asset(
@@ -29,12 +36,14 @@ THUMBNAIL_WIDTH = 640
 )
 def bundle(
     context: dg.AssetExecutionContext,
+    config: BundleConfig,
     store: StoreResource,
     workdir: WorkdirResource,
     callbacks: StudioCallbacks,
 ) -> dg.MaterializeResult:
-    """Turn the scene upright and centre it, export scene.ply, cameras.json, thumbnail.jpg and
-    bundle.json, then publish them."""
+    """Turn the scene upright and centre it; export scene.ply, cameras.json, thumbnail.jpg, the
+    web versions (scene.spz, scene.compressed.ply: at most web_max_splats splats, those that
+    contribute most to the training views) and bundle.json; then publish them."""
     import numpy as np
 
     from gameview_assets.core.align import (
@@ -55,6 +64,9 @@ def bundle(
     )
     from gameview_assets.core.thumbnail import write_thumbnail
     from gameview_assets.core.train.checkpoint import load_splats
+    from gameview_assets.core.train.config import TrainConfig
+    from gameview_assets.core.web import training_and_held_out_views, write_web_versions
+    from gameview_assets.presets import get_preset
 
     production_id = context.partition_key
     paths = workdir.production(production_id)
@@ -80,14 +92,33 @@ def bundle(
     write_thumbnail(
         splat_tensors(arrays), cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH
     )
-    report(0.6, "thumbnail rendered")
+    report(0.4, "thumbnail rendered")
+
+    preset = get_preset(run.preset)
+    scoring, held_out = training_and_held_out_views(
+        poses.undistorted_dir, preset.train_max_size, TrainConfig.holdout_every, transform.matrix
+    )
+    web = write_web_versions(
+        arrays,
+        {name: paths.result(name) for name in WEB_RESULTS},
+        config.web_max_splats or preset.web_max_splats,
+        scoring,
+        held_out,
+        full_size=paths.result("ply").stat().st_size,
+    )
+    report(0.8, f"web versions written: {web['selection']}")
 
     metrics = bundle_metrics(frames_extracted, poses, training)
     timings = report.finish(paths)
     made = [paths.result(name) for name in RESULT_FILES if name != "bundle"]
     write_json(
         bundle_document(
-            production_id, made, metrics, timings, run.preset, {"transform": transform.to_json()}
+            production_id,
+            made,
+            metrics,
+            timings,
+            run.preset,
+            {"transform": transform.to_json(), "web": web},
         ),
         paths.result("bundle"),
     )
@@ -107,6 +138,7 @@ def bundle(
             "cameras": len(cameras),
             "held_out_psnr": metrics["psnr"],
             "up_from": transform.up_source,
+            "web": dg.MetadataValue.json(web),
             "thumbnail": image_markdown(paths.result("thumbnail"), "Thumbnail"),
         },
         check_results=[ply_check],

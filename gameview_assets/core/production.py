@@ -16,6 +16,8 @@ RESULT_FILES: dict[str, str] = {
     "ply": "scene.ply",
     "cameras": "cameras.json",
     "thumbnail": "thumbnail.jpg",
+    "spz": "scene.spz",
+    "compressed_ply": "scene.compressed.ply",
     "bundle": "bundle.json",
 }
 """Result name in the callback body → file name under `<id>/results/`; bundle.json is last."""

@@ -72,6 +72,26 @@ def assert_upright_and_centred(cameras: list[dict], transform: dict) -> None:
     assert transform["up"] == [0.0, -1.0, 0.0]
 
 
+def assert_web_versions(results: Path, bundle: dict) -> None:
+    """Each web file holds min(splats, the preview's budget) splats as gsply reads it, and its
+    held-out PSNR is reported within 1.5 dB of the full scene's: measured on this sample,
+    8-bit colours and SH cost 0.3-0.6 dB, and the cut drops splats that add little."""
+    from gameview_assets.core.web import read_compressed_ply, read_spz
+    from gameview_assets.presets import get_preset
+
+    web = bundle["web"]
+    budget = get_preset("preview").web_max_splats
+    expected = min(bundle["metrics"]["splats"], budget)
+    assert web["max_splats"] == budget and web["full"]["splats"] == bundle["metrics"]["splats"]
+    sizes = {f["name"]: f["size"] for f in bundle["files"]}
+    for name, read in (("scene.spz", read_spz), ("scene.compressed.ply", read_compressed_ply)):
+        entry = web["files"][name]
+        assert len(read(results / name)) == entry["splats"] == expected
+        assert entry["size"] == sizes[name] < sizes["scene.ply"] / 5
+        assert entry["psnr_loss_db"] < 1.5, web
+    assert web["full"]["held_out_psnr"] == pytest.approx(bundle["metrics"]["psnr"], abs=0.5)
+
+
 def materialized_metadata(instance, stage: str) -> dict:
     event = instance.get_latest_materialization_event(AssetKey(stage))
     assert event is not None and event.dagster_event.partition == "synthetic"
@@ -115,8 +135,11 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
             )
         received = [r.json for r in server.wait_for(1)]
         for r in server.received:
+            # Checked as of when it was sent: on a loaded machine the run outlasts the
+            # receiver's 300 s replay window (test_callbacks tests that window itself).
+            timestamp = r.headers["X-GameView-Timestamp"]
             assert verify_signature(
-                SECRET, r.headers["X-GameView-Timestamp"], r.body, r.headers["X-GameView-Signature"]
+                SECRET, timestamp, r.body, r.headers["X-GameView-Signature"], now=int(timestamp)
             )
 
     assert len(checks) == 3 and all(check.passed for check in checks)
@@ -132,10 +155,14 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
 
     results = settings.store_root / "synthetic" / "results"
     assert sorted(p.name for p in results.iterdir()) == [
-        "bundle.json", "cameras.json", "scene.ply", "thumbnail.jpg"
+        "bundle.json", "cameras.json", "scene.compressed.ply", "scene.ply", "scene.spz",
+        "thumbnail.jpg",
     ]  # fmt: skip
     bundle = json.loads((results / "bundle.json").read_text())
-    assert {f["name"] for f in bundle["files"]} == {"scene.ply", "cameras.json", "thumbnail.jpg"}
+    assert {f["name"] for f in bundle["files"]} == {
+        "scene.ply", "cameras.json", "thumbnail.jpg", "scene.spz", "scene.compressed.ply"
+    }  # fmt: skip
+    assert_web_versions(results, bundle)
     assert bundle["metrics"]["frames_registered"] == extracted
     assert set(bundle["timings_s"]) == set(STAGES)
     assert len(read_ply(results / "scene.ply")) == bundle["metrics"]["splats"]
@@ -170,4 +197,6 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
     completed = received[-1]
     assert completed["production_id"] == "synthetic" and completed["run_id"] == result.run_id
     assert completed["results"]["ply"]["key"] == "synthetic/results/scene.ply"
+    assert completed["results"]["spz"]["key"] == "synthetic/results/scene.spz"
+    assert completed["results"]["compressed_ply"]["url"].endswith("scene.compressed.ply")
     assert completed["metrics"]["frames_registered"] == extracted
