@@ -65,6 +65,8 @@ def bundle(
     from gameview_assets.core.thumbnail import write_thumbnail
     from gameview_assets.core.train.checkpoint import load_splats
     from gameview_assets.core.train.config import TrainConfig
+    from gameview_assets.core.turntable import contact_strip, write_turntable
+    from gameview_assets.core.viewer import write_viewer
     from gameview_assets.core.web import training_and_held_out_views, write_web_versions
     from gameview_assets.presets import get_preset
 
@@ -89,10 +91,11 @@ def bundle(
     ply_check = verify_ply(paths.result("ply"), len(arrays))
 
     write_json(cameras_json(cameras), paths.result("cameras"))
-    write_thumbnail(
-        splat_tensors(arrays), cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH
-    )
-    report(0.4, "thumbnail rendered")
+    tensors = splat_tensors(arrays)
+    view = write_thumbnail(tensors, cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH)
+    report(0.35, "thumbnail rendered")
+    frames = write_turntable(tensors, view, paths.result("turntable"))
+    report(0.5, "turntable rendered")
 
     preset = get_preset(run.preset)
     scoring, held_out = training_and_held_out_views(
@@ -106,7 +109,8 @@ def bundle(
         held_out,
         full_size=paths.result("ply").stat().st_size,
     )
-    report(0.8, f"web versions written: {web['selection']}")
+    write_viewer(paths.result("viewer"), view, RESULT_FILES["spz"], title=production_id)
+    report(0.8, f"web versions and viewer written: {web['selection']}")
 
     metrics = bundle_metrics(frames_extracted, poses, training)
     timings = report.finish(paths)
@@ -118,7 +122,11 @@ def bundle(
             metrics,
             timings,
             run.preset,
-            {"transform": transform.to_json(), "web": web},
+            {
+                "transform": transform.to_json(),
+                "web": web,
+                "views": {"thumbnail": view.to_json(), "turntable_frames": len(frames)},
+            },
         ),
         paths.result("bundle"),
     )
@@ -140,9 +148,22 @@ def bundle(
             "up_from": transform.up_source,
             "web": dg.MetadataValue.json(web),
             "thumbnail": image_markdown(paths.result("thumbnail"), "Thumbnail"),
+            "turntable": strip_markdown(contact_strip(frames), "Turntable (one turn)"),
         },
         check_results=[ply_check],
     )
+
+
+def strip_markdown(pixels, title: str) -> dg.MetadataValue:
+    """Frames side by side, inlined in Markdown like the thumbnail."""
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "strip.jpg"
+        Image.fromarray(pixels).save(path, quality=85)
+        return image_markdown(path, title, max_width=960)
 
 
 def verify_ply(path: Path, expected_splats: int) -> dg.AssetCheckResult:

@@ -135,6 +135,12 @@ def rotation_between(frm: np.ndarray, to: np.ndarray, forward: np.ndarray) -> np
     return target @ source.T
 
 
+def rotation_about(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues: the rotation by `angle` radians about the unit `axis`."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
 def upright_transform(camtoworlds: np.ndarray, points: np.ndarray | None = None) -> SceneTransform:
     """The rigid transform that puts the capture's up on VIEWER_UP and its subject at 0.
 

@@ -183,6 +183,16 @@ class ExportCamera:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=float)
 
 
+@dataclass(frozen=True)
+class PinholeView:
+    """A view to render: camera-to-world pose (OpenCV axes), intrinsics and size in pixels."""
+
+    camtoworld: np.ndarray  # [4, 4]
+    K: np.ndarray  # [3, 3]
+    width: int
+    height: int
+
+
 def cameras_json(cameras: Sequence[ExportCamera]) -> list[dict]:
     """The list the original 3DGS code writes as cameras.json."""
     return [

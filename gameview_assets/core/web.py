@@ -12,8 +12,8 @@ library, MIT; both writers follow the formats' reference code):
   against per-chunk bounds). The splats are put in Morton order first, as PlayCanvas's own
   writer does, so that each chunk is a small region and its bounds quantise it finely.
 
-PlayCanvas SOG is not written: its spherical-harmonics palette is k-means over every splat,
-run by splat-transform on WebGPU, and would need Node at run time; see `SOG_NOT_MADE`.
+PlayCanvas SOG is not written: its spherical-harmonics palette is a k-means over every splat,
+run by splat-transform on WebGPU and far too slow on a CPU; see `SOG_NOT_MADE`.
 """
 
 from __future__ import annotations
@@ -25,26 +25,24 @@ from pathlib import Path
 
 import numpy as np
 
-from gameview_assets.core.export import SplatArrays
+from gameview_assets.core.export import PinholeView, SplatArrays
 
 SPZ_VERSION = 3
 SPZ_MAX_FRACTIONAL_BITS = 12  # gsply's default (1/4096 of a unit); fewer for large scenes
 SCORE_MAX_SIDE = 480  # contribution is measured on views scaled down to this long side
+EVAL_MAX_SIDE = 800  # views are loaded at most this large: 500 views at 2560 px would take 6.5 GB
 SOG_NOT_MADE = (
     "not made: SOG's spherical-harmonics palette is a k-means over every splat that "
-    "splat-transform runs on WebGPU (slow on a CPU), and it would need Node at run time; "
-    "scene.spz and scene.compressed.ply serve the same viewers"
+    "splat-transform runs on WebGPU; on a CPU (-g cpu) it did not finish a 20k-splat scene "
+    "in 5 minutes, longer than training it. scene.spz and scene.compressed.ply serve the "
+    "same viewers"
 )
 
 
 @dataclass(frozen=True)
-class View:
+class View(PinholeView):
     """A posed image in the scene's (exported) frame; image is uint8 [H, W, 3] or None."""
 
-    camtoworld: np.ndarray  # [4, 4]
-    K: np.ndarray  # [3, 3]
-    width: int
-    height: int
     image: np.ndarray | None = None
 
 
@@ -53,10 +51,13 @@ def training_and_held_out_views(
 ) -> tuple[list[View], list[View]]:
     """The registered views, split as training split them (every `holdout_every`-th held
     out), moved into the exported frame by `transform` [4, 4]: training views (to score
-    splats, no images kept) and held-out views (with images, to measure PSNR)."""
+    splats, no images kept) and held-out views (with images, to measure PSNR), loaded at
+    `max_size` but at most EVAL_MAX_SIDE pixels across (so the held-out PSNR of the full
+    and web versions is measured at that size for the larger presets)."""
     from gameview_assets.core.train.data import load_views
     from gameview_assets.core.train.trainer import split_views
 
+    max_size = min(max_size, EVAL_MAX_SIDE) if max_size else EVAL_MAX_SIDE
     loaded = load_views(undistorted_dir / "sparse", undistorted_dir / "images", max_size)
     train_ids, held_out_ids = split_views(len(loaded), holdout_every)
 

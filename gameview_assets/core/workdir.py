@@ -88,7 +88,7 @@ class ProductionPaths:
 
     def result(self, name: str) -> Path:
         """A result file (a name of RESULT_FILES: `ply`, `cameras`, `thumbnail`, `spz`,
-        `compressed_ply`, `bundle`) as written before publishing."""
+        `compressed_ply`, `turntable`, `viewer`, `bundle`) as written before publishing."""
         return self.bundle / RESULT_FILES[name]
 
     def fresh(self, folder: Path) -> Path:

@@ -92,6 +92,20 @@ def assert_web_versions(results: Path, bundle: dict) -> None:
     assert web["full"]["held_out_psnr"] == pytest.approx(bundle["metrics"]["psnr"], abs=0.5)
 
 
+def assert_turntable_and_viewer(results: Path, bundle: dict) -> None:
+    """A 4-second H.264 turn that starts at the thumbnail's view; the page loads scene.spz."""
+    import av
+
+    with av.open(str(results / "turntable.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert float(container.duration / av.time_base) == pytest.approx(4.0, abs=0.2)
+        assert stream.frames == bundle["views"]["turntable_frames"] == 48
+    page = (results / "viewer.html").read_text()
+    assert '"scene": "scene.spz"' in page and "<title>synthetic</title>" in page
+    assert bundle["views"]["thumbnail"]["width"] == 640
+
+
 def materialized_metadata(instance, stage: str) -> dict:
     event = instance.get_latest_materialization_event(AssetKey(stage))
     assert event is not None and event.dagster_event.partition == "synthetic"
@@ -156,13 +170,16 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
     results = settings.store_root / "synthetic" / "results"
     assert sorted(p.name for p in results.iterdir()) == [
         "bundle.json", "cameras.json", "scene.compressed.ply", "scene.ply", "scene.spz",
-        "thumbnail.jpg",
+        "thumbnail.jpg", "turntable.mp4", "viewer.html",
     ]  # fmt: skip
     bundle = json.loads((results / "bundle.json").read_text())
     assert {f["name"] for f in bundle["files"]} == {
-        "scene.ply", "cameras.json", "thumbnail.jpg", "scene.spz", "scene.compressed.ply"
+        "scene.ply", "cameras.json", "thumbnail.jpg", "scene.spz", "scene.compressed.ply",
+        "turntable.mp4", "viewer.html",
     }  # fmt: skip
     assert_web_versions(results, bundle)
+    assert_turntable_and_viewer(results, bundle)
+    assert "data:image/jpeg;base64," in metadata["bundle"]["turntable"]
     assert bundle["metrics"]["frames_registered"] == extracted
     assert set(bundle["timings_s"]) == set(STAGES)
     assert len(read_ply(results / "scene.ply")) == bundle["metrics"]["splats"]
@@ -199,4 +216,6 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
     assert completed["results"]["ply"]["key"] == "synthetic/results/scene.ply"
     assert completed["results"]["spz"]["key"] == "synthetic/results/scene.spz"
     assert completed["results"]["compressed_ply"]["url"].endswith("scene.compressed.ply")
+    assert completed["results"]["turntable"]["key"] == "synthetic/results/turntable.mp4"
+    assert completed["results"]["viewer"]["key"] == "synthetic/results/viewer.html"
     assert completed["metrics"]["frames_registered"] == extracted
