@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -38,9 +37,11 @@ READY_TIMEOUT_S = 300  # a generous bound, not a speed test: SwiftShader on two 
 
 
 def chromium() -> str:
+    from gameview_assets_tests.core.splat_transform import missing
+
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+        missing("Debian's chromium is not installed (apt-get install chromium)")
     return path
 
 

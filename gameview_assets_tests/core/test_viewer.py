@@ -7,6 +7,7 @@ from gameview_assets.core.export import ExportCamera, SplatArrays, splat_tensors
 from gameview_assets.core.thumbnail import framed_view, look_at_origin, render_view
 from gameview_assets.core.viewer import bundle_path, start_view, write_viewer
 from gameview_assets.core.web import read_spz, write_spz
+from gameview_assets_tests.core.splat_transform import missing
 
 
 def ball(rng, n: int, centre, radius: float, rgb) -> dict:
@@ -69,7 +70,7 @@ def test_start_view_is_the_framed_view_in_three_js_axes():
 
 def test_viewer_page_is_self_contained(tmp_path):
     if not bundle_path().is_file():
-        pytest.skip("viewer bundle not installed: python -m gameview_assets.core.viewer install")
+        missing("the viewer bundle is not installed: python -m gameview_assets.core.viewer install")
     view = framed_view(asymmetric_scene().means, capture_cameras(), 320)
     page = write_viewer(tmp_path / "viewer.html", view, "scene.spz").read_text()
     assert '"scene": "scene.spz"' in page
@@ -97,7 +98,7 @@ def test_chromium_shows_what_our_rasterizer_renders(tmp_path):
     from gameview_assets_tests.core.browser import screenshot, serve
 
     if not bundle_path().is_file():
-        pytest.skip("viewer bundle not installed: python -m gameview_assets.core.viewer install")
+        missing("the viewer bundle is not installed: python -m gameview_assets.core.viewer install")
     write_spz(asymmetric_scene(), tmp_path / "scene.spz")
     decoded = splat_tensors(read_spz(tmp_path / "scene.spz"))
     view = framed_view(decoded["means"].numpy(), capture_cameras(), 320)
