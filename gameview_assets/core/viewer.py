@@ -4,7 +4,8 @@ It is built on Spark (World Labs' Gaussian splat renderer for three.js, MIT), bu
 npm at install time with three.js and its OrbitControls into one script that the page
 carries inline, so opening the page fetches nothing from the internet: only `scene.spz`
 from beside it. It starts at the thumbnail's view and orbits the subject with the mouse or
-a finger.
+a finger. Where the page cannot find the scene beside it (a private bucket's signed URLs
+carry a token each), the app passes the scene's URL as `?scene=URL` or `#scene=URL`.
 
 Axes: the scene is exported in the standard PLY convention (up is -y, core/align.py), and
 three.js has +y up, so the splats are turned 180° about x, as Spark's own examples do for
@@ -77,7 +78,11 @@ const controls = new OrbitControls(camera, renderer.domElement);
 controls.target.set(0, 0, 0);
 controls.update();
 scene.add(new SparkRenderer({ renderer }));
-const splats = new SplatMesh({ url: VIEW.scene });
+// ?scene=URL or #scene=URL (a signed URL, or a blob: page) overrides the file beside the page.
+const given = new URLSearchParams(location.search).get("scene")
+  || new URLSearchParams(location.hash.slice(1)).get("scene");
+const sceneUrl = given || VIEW.scene;
+const splats = new SplatMesh({ url: sceneUrl });
 splats.quaternion.set(1, 0, 0, 0);  // the PLY convention's -y up is three.js's +y up
 scene.add(splats);
 let shown = -1;
@@ -85,7 +90,7 @@ splats.initialized.then(() => {
   document.getElementById("status").remove();
   shown = 0;
 }).catch((error) => {
-  document.getElementById("status").textContent = "could not load " + VIEW.scene + ": " + error;
+  document.getElementById("status").textContent = "could not load " + sceneUrl + ": " + error;
   window.gameviewError = String(error);
 });
 window.addEventListener("resize", () => {

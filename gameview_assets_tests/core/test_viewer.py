@@ -120,3 +120,19 @@ def test_chromium_shows_what_our_rasterizer_renders(tmp_path):
 
 
 BROWSER_SSIM_FLOOR = 0.9
+
+
+def test_the_app_can_point_the_page_at_the_scene(tmp_path):
+    """A private bucket signs every file apart: the app passes the scene's URL after `#`."""
+    from gameview_assets_tests.core.browser import screenshot, serve
+
+    if not bundle_path().is_file():
+        missing("the viewer bundle is not installed: python -m gameview_assets.core.viewer install")
+    (tmp_path / "signed").mkdir()
+    write_spz(asymmetric_scene(), tmp_path / "signed" / "object.spz")
+    view = framed_view(asymmetric_scene().means, capture_cameras(), 160)
+    write_viewer(tmp_path / "viewer.html", view, "scene.spz")  # no scene.spz beside it
+    with serve(tmp_path) as url:
+        shot = screenshot(f"{url}/viewer.html#scene={url}/signed/object.spz", view.width,
+                          view.height, "window.gameviewReady")
+    assert shot.std() > 20
