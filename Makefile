@@ -10,10 +10,12 @@ STAMP = $(VENV)/.installed-$(notdir $(CONSTRAINTS))
 .PHONY: install demo test serve bench
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS) gameview_assets/core/viewer.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	# The viewer page's Spark bundle and splat-transform, from npm (install time only).
+	$(BIN)/python -m gameview_assets.core.viewer install
 	touch $@
 
 demo: $(STAMP)
@@ -32,3 +34,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_poses.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/python benchmarks/bench_sensor.py
+	$(BIN)/python benchmarks/bench_export.py

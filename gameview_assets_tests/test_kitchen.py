@@ -31,4 +31,7 @@ def test_kitchen_video_preview(gameview_env, datasets, capsys):
     assert metrics["psnr"] > blank_psnr(undistorted[::8]) + 1.5
     assert metrics["ssim"] > 0.4
     assert len(read_ply(results / "scene.ply")) == metrics["splats"] > 1000
-    assert {f["name"] for f in bundle["files"]} == {"scene.ply", "cameras.json", "thumbnail.jpg"}
+    assert {f["name"] for f in bundle["files"]} == {
+        "scene.ply", "cameras.json", "thumbnail.jpg", "scene.spz", "scene.compressed.ply",
+        "turntable.mp4", "viewer.html",
+    }  # fmt: skip

@@ -16,8 +16,15 @@ from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
 
 STAGE = "bundle"
+WEB_RESULTS = ("spz", "compressed_ply")
 PLY_CHECK = "valid_ply"
 THUMBNAIL_WIDTH = 640
+
+
+class BundleConfig(dg.Config):
+    """Operator choices on top of the preset (set in the launchpad)."""
+
+    web_max_splats: int = 0  # splats in the web files; 0: the preset's web_max_splats
 
 
 @dg.asset(
@@ -29,22 +36,39 @@ THUMBNAIL_WIDTH = 640
 )
 def bundle(
     context: dg.AssetExecutionContext,
+    config: BundleConfig,
     store: StoreResource,
     workdir: WorkdirResource,
     callbacks: StudioCallbacks,
 ) -> dg.MaterializeResult:
-    """Export scene.ply, cameras.json, thumbnail.jpg and bundle.json, then publish them."""
+    """Turn the scene upright and centre it; export scene.ply, cameras.json, thumbnail.jpg, the
+    web versions (scene.spz, scene.compressed.ply: at most web_max_splats splats, those that
+    contribute most to the training views) and bundle.json; then publish them."""
+    import numpy as np
+
+    from gameview_assets.core.align import (
+        sparse_points,
+        transform_cameras,
+        transform_splats,
+        upright_transform,
+    )
     from gameview_assets.core.colmap_model import read_cameras
     from gameview_assets.core.export import (
         bundle_document,
         bundle_metrics,
         cameras_json,
         splat_arrays,
+        splat_tensors,
         write_json,
         write_ply,
     )
     from gameview_assets.core.thumbnail import write_thumbnail
     from gameview_assets.core.train.checkpoint import load_splats
+    from gameview_assets.core.train.config import TrainConfig
+    from gameview_assets.core.turntable import contact_strip, write_turntable
+    from gameview_assets.core.viewer import write_viewer
+    from gameview_assets.core.web import training_and_held_out_views, write_web_versions
+    from gameview_assets.presets import get_preset
 
     production_id = context.partition_key
     paths = workdir.production(production_id)
@@ -55,22 +79,56 @@ def bundle(
         frames_extracted = len(paths.extracted_frames.read())
     report = StageReporter(context, callbacks, STAGE, run.callback_url)
     paths.fresh(paths.bundle)
-    splats = load_splats(paths.splats_file)
-    arrays = splat_arrays(splats)
+    model = poses.undistorted_dir / "sparse"
+    cameras = read_cameras(model)
+    transform = upright_transform(
+        np.stack([camera.camtoworld for camera in cameras]), sparse_points(model)
+    )
+    arrays = transform_splats(splat_arrays(load_splats(paths.splats_file)), transform)
+    cameras = transform_cameras(cameras, transform)
     write_ply(arrays, paths.result("ply"))
-    report(0.3, "scene.ply written")
+    report(0.3, "scene.ply written (upright, centred)")
     ply_check = verify_ply(paths.result("ply"), len(arrays))
 
-    cameras = read_cameras(poses.undistorted_dir / "sparse")
     write_json(cameras_json(cameras), paths.result("cameras"))
-    write_thumbnail(splats, cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH)
-    report(0.6, "thumbnail rendered")
+    tensors = splat_tensors(arrays)
+    view = write_thumbnail(tensors, cameras, paths.result("thumbnail"), width=THUMBNAIL_WIDTH)
+    report(0.35, "thumbnail rendered")
+    frames = write_turntable(tensors, view, paths.result("turntable"))
+    report(0.5, "turntable rendered")
+
+    preset = get_preset(run.preset)
+    scoring, held_out = training_and_held_out_views(
+        poses.undistorted_dir, preset.train_max_size, TrainConfig.holdout_every, transform.matrix
+    )
+    web = write_web_versions(
+        arrays,
+        {name: paths.result(name) for name in WEB_RESULTS},
+        config.web_max_splats or preset.web_max_splats,
+        scoring,
+        held_out,
+        full_size=paths.result("ply").stat().st_size,
+    )
+    write_viewer(paths.result("viewer"), view, RESULT_FILES["spz"], title=production_id)
+    report(0.8, f"web versions and viewer written: {web['selection']}")
 
     metrics = bundle_metrics(frames_extracted, poses, training)
     timings = report.finish(paths)
     made = [paths.result(name) for name in RESULT_FILES if name != "bundle"]
     write_json(
-        bundle_document(production_id, made, metrics, timings, run.preset), paths.result("bundle")
+        bundle_document(
+            production_id,
+            made,
+            metrics,
+            timings,
+            run.preset,
+            {
+                "transform": transform.to_json(),
+                "web": web,
+                "views": {"thumbnail": view.to_json(), "turntable_frames": len(frames)},
+            },
+        ),
+        paths.result("bundle"),
     )
     if not ply_check.passed:
         return dg.MaterializeResult(metadata={"published": False}, check_results=[ply_check])
@@ -88,10 +146,25 @@ def bundle(
             "splats": len(arrays),
             "cameras": len(cameras),
             "held_out_psnr": metrics["psnr"],
+            "up_from": transform.up_source,
+            "web": dg.MetadataValue.json(web),
             "thumbnail": image_markdown(paths.result("thumbnail"), "Thumbnail"),
+            "turntable": strip_markdown(contact_strip(frames), "Turntable (one turn)"),
         },
         check_results=[ply_check],
     )
+
+
+def strip_markdown(pixels, title: str) -> dg.MetadataValue:
+    """Frames side by side, inlined in Markdown like the thumbnail."""
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "strip.jpg"
+        Image.fromarray(pixels).save(path, quality=85)
+        return image_markdown(path, title, max_width=960)
 
 
 def verify_ply(path: Path, expected_splats: int) -> dg.AssetCheckResult:

@@ -15,15 +15,31 @@ if TYPE_CHECKING:
     from gameview_assets.core.records import TrainingSummary
     from gameview_assets.core.sfm import PoseResult
 
-SH_REST_COEFFS = 15  # degree 3: viewers expect all 45 f_rest fields whatever degree was trained
-PLY_FIELDS = (
-    ["x", "y", "z", "nx", "ny", "nz"]
-    + [f"f_dc_{i}" for i in range(3)]
-    + [f"f_rest_{i}" for i in range(3 * SH_REST_COEFFS)]
-    + ["opacity"]
-    + [f"scale_{i}" for i in range(3)]
-    + [f"rot_{i}" for i in range(4)]
-)
+SH_REST_COUNTS = (0, 3, 8, 15)  # f_rest coefficients per channel for SH degrees 0-3
+
+
+def ply_fields(sh_degree: int = 3) -> list[str]:
+    """The 3DGS PLY properties for `sh_degree`: only the trained bands' f_rest columns
+    (0, 9, 24 or 45), as gsplat, SuperSplat and splat-transform write and read them."""
+    rest = 3 * SH_REST_COUNTS[sh_degree]
+    return (
+        ["x", "y", "z", "nx", "ny", "nz"]
+        + [f"f_dc_{i}" for i in range(3)]
+        + [f"f_rest_{i}" for i in range(rest)]
+        + ["opacity"]
+        + [f"scale_{i}" for i in range(3)]
+        + [f"rot_{i}" for i in range(4)]
+    )
+
+
+PLY_FIELDS = ply_fields(3)
+
+
+def sh_degree_for(rest_coeffs: int) -> int:
+    """The SH degree whose bands hold `rest_coeffs` coefficients per channel."""
+    if rest_coeffs not in SH_REST_COUNTS:
+        raise ValueError(f"{rest_coeffs} SH coefficients per channel is no full degree 0-3")
+    return SH_REST_COUNTS.index(rest_coeffs)
 
 
 class InvalidPlyError(ValueError):
@@ -43,6 +59,11 @@ class SplatArrays:
 
     def __len__(self) -> int:
         return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        """The degree of the bands held (shN has 0, 3, 8 or 15 coefficients)."""
+        return sh_degree_for(self.shN.shape[1])
 
 
 def splat_arrays(splats: Mapping[str, object]) -> SplatArrays:
@@ -64,28 +85,39 @@ def splat_arrays(splats: Mapping[str, object]) -> SplatArrays:
     )
 
 
+def splat_tensors(splats: SplatArrays) -> dict:
+    """The arrays as the float32 torch tensors training saves, for rendering."""
+    import torch
+
+    return {
+        name: torch.from_numpy(np.ascontiguousarray(getattr(splats, name), dtype=np.float32))
+        for name in ("means", "quats", "scales", "opacities", "sh0", "shN")
+    }
+
+
 def write_ply(splats: SplatArrays, path: Path) -> None:
-    """Binary little-endian PLY in the original 3DGS layout (f_rest channel-major, padded)."""
+    """Binary little-endian PLY in the original 3DGS layout, f_rest channel-major, holding
+    only the trained bands (0, 9, 24 or 45 f_rest columns): zero bands cost 144 bytes a
+    splat and tell a viewer nothing."""
     from plyfile import PlyData, PlyElement
 
     n = len(splats)
-    rest = np.zeros((n, 3, SH_REST_COEFFS), dtype=np.float32)
-    k = min(splats.shN.shape[1], SH_REST_COEFFS)
-    rest[:, :, :k] = np.transpose(splats.shN[:, :k, :], (0, 2, 1))
+    fields = ply_fields(splats.sh_degree)
+    rest = np.transpose(splats.shN, (0, 2, 1)).reshape(n, -1)
     columns = np.concatenate(
         [
             splats.means,
             np.zeros((n, 3)),
             splats.sh0.reshape(n, 3),
-            rest.reshape(n, -1),
+            rest,
             splats.opacities.reshape(n, 1),
             splats.scales,
             splats.quats,
         ],
         axis=1,
     ).astype("<f4")
-    vertex = np.empty(n, dtype=[(name, "<f4") for name in PLY_FIELDS])
-    for i, name in enumerate(PLY_FIELDS):
+    vertex = np.empty(n, dtype=[(name, "<f4") for name in fields])
+    for i, name in enumerate(fields):
         vertex[name] = columns[:, i]
     path.parent.mkdir(parents=True, exist_ok=True)
     PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(str(path))
@@ -100,7 +132,12 @@ def read_ply(path: Path) -> SplatArrays:
     except Exception as exc:
         raise InvalidPlyError(f"{path} is not a readable PLY with a vertex element: {exc}") from exc
     names = {p.name for p in vertex.properties}
-    missing = [name for name in PLY_FIELDS if name not in names]
+    rest = sum(1 for name in names if name.startswith("f_rest_"))
+    if rest % 3 or rest // 3 not in SH_REST_COUNTS:
+        raise InvalidPlyError(f"{path} has {rest} f_rest fields, not 0, 9, 24 or 45")
+    # nx ny nz are unused padding that splat-transform and SuperSplat leave out.
+    required = [f for f in ply_fields(sh_degree_for(rest // 3)) if f not in ("nx", "ny", "nz")]
+    missing = [name for name in required if name not in names]
     if missing:
         raise InvalidPlyError(f"{path} lacks the 3DGS fields {missing[:5]}")
     data = vertex.data
@@ -116,7 +153,9 @@ def read_ply(path: Path) -> SplatArrays:
         opacities=np.asarray(data["opacity"]),
         sh0=column(*(f"f_dc_{i}" for i in range(3))).reshape(n, 1, 3),
         shN=np.transpose(
-            column(*(f"f_rest_{i}" for i in range(3 * SH_REST_COEFFS))).reshape(n, 3, -1),
+            column(*(f"f_rest_{i}" for i in range(rest))).reshape(n, 3, -1)
+            if rest
+            else np.zeros((n, 3, 0), dtype=np.float32),
             (0, 2, 1),
         ),
     )
@@ -142,6 +181,16 @@ class ExportCamera:
     @property
     def intrinsics(self) -> np.ndarray:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=float)
+
+
+@dataclass(frozen=True)
+class PinholeView:
+    """A view to render: camera-to-world pose (OpenCV axes), intrinsics and size in pixels."""
+
+    camtoworld: np.ndarray  # [4, 4]
+    K: np.ndarray  # [3, 3]
+    width: int
+    height: int
 
 
 def cameras_json(cameras: Sequence[ExportCamera]) -> list[dict]:
@@ -196,12 +245,15 @@ def bundle_document(
     metrics: Mapping[str, object],
     timings: Mapping[str, float],
     preset: str,
+    sections: Mapping[str, object] | None = None,
 ) -> dict:
-    """What was made: every file with size and hash, the quality figures and stage timings."""
+    """What was made: every file with size and hash, the quality figures and stage timings,
+    then `sections` (the transform applied to the scene, the web versions)."""
     return {
         "production_id": production_id,
         "preset": preset,
         "files": [file_record(path) for path in files],
         "metrics": dict(metrics),
         "timings_s": {stage: round(float(s), 3) for stage, s in timings.items()},
+        **(sections or {}),
     }

@@ -18,6 +18,10 @@ RESULT_FILES: dict[str, str] = {
     "ply": "scene.ply",
     "cameras": "cameras.json",
     "thumbnail": "thumbnail.jpg",
+    "spz": "scene.spz",
+    "compressed_ply": "scene.compressed.ply",
+    "turntable": "turntable.mp4",
+    "viewer": "viewer.html",
     "bundle": "bundle.json",
 }
 """Result name in the callback body → file name under `<id>/results/`; bundle.json is last."""

@@ -87,7 +87,8 @@ class ProductionPaths:
         return self.splat / "splats.pt"
 
     def result(self, name: str) -> Path:
-        """A result file (`ply`, `cameras`, `thumbnail`, `bundle`) as written before publishing."""
+        """A result file (a name of RESULT_FILES: `ply`, `cameras`, `thumbnail`, `spz`,
+        `compressed_ply`, `turntable`, `viewer`, `bundle`) as written before publishing."""
         return self.bundle / RESULT_FILES[name]
 
     def fresh(self, folder: Path) -> Path:

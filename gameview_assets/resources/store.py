@@ -23,6 +23,7 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".png": "image/png",
     ".mp4": "video/mp4",
+    ".html": "text/html; charset=utf-8",
 }
 
 

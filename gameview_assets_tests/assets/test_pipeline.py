@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import (
     AssetKey,
@@ -45,6 +46,63 @@ def drop_production(store: Path, production_id: str, video: Path, callback_url: 
     shutil.copyfile(video, store / production_id / "videos" / video.name)
     manifest = {"preset": "preview", "callback_url": callback_url}
     (store / production_id / "production.json").write_text(json.dumps(manifest))
+
+
+def assert_upright_and_centred(cameras: list[dict], transform: dict) -> None:
+    """The sample orbits a z-up table at a fixed height, looking at a point 1.35 below the
+    cameras (radius 3.2). Exported, the orbit's plane must be level with the viewer's up
+    (within 3°), the cameras above the origin at the same height-to-radius ratio, and the
+    origin at the orbit's centre. SfM's scale is arbitrary, so only ratios are compared."""
+    from gameview_assets.core.align import VIEWER_UP
+    from gameview_assets.core.samples import LOOK_AT, ORBIT_HEIGHT, ORBIT_RADIUS
+
+    positions = np.array([camera["position"] for camera in cameras])
+    normal = np.linalg.svd(positions - positions.mean(axis=0))[2][-1]
+    tilt = np.degrees(np.arccos(min(1.0, abs(float(normal @ VIEWER_UP)))))
+    assert tilt < 3.0, f"exported orbit is {tilt:.1f}° off level"
+    heights = positions @ VIEWER_UP
+    horizontal = positions - heights[:, None] * VIEWER_UP
+    radius = np.linalg.norm(horizontal, axis=1).mean()
+    expected = (ORBIT_HEIGHT - LOOK_AT[2]) / ORBIT_RADIUS
+    assert heights.mean() / radius == pytest.approx(expected, rel=0.15)
+    assert np.linalg.norm(horizontal.mean(axis=0)) < 0.05 * radius
+    matrix = np.array(transform["matrix"])
+    np.testing.assert_allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-6)
+    assert transform["up"] == [0.0, -1.0, 0.0]
+
+
+def assert_web_versions(results: Path, bundle: dict) -> None:
+    """Each web file holds min(splats, the preview's budget) splats as gsply reads it, and its
+    held-out PSNR is reported within 1.5 dB of the full scene's: measured on this sample,
+    8-bit colours and SH cost 0.3-0.6 dB, and the cut drops splats that add little."""
+    from gameview_assets.core.web import read_compressed_ply, read_spz
+    from gameview_assets.presets import get_preset
+
+    web = bundle["web"]
+    budget = get_preset("preview").web_max_splats
+    expected = min(bundle["metrics"]["splats"], budget)
+    assert web["max_splats"] == budget and web["full"]["splats"] == bundle["metrics"]["splats"]
+    sizes = {f["name"]: f["size"] for f in bundle["files"]}
+    for name, read in (("scene.spz", read_spz), ("scene.compressed.ply", read_compressed_ply)):
+        entry = web["files"][name]
+        assert len(read(results / name)) == entry["splats"] == expected
+        assert entry["size"] == sizes[name] < sizes["scene.ply"] / 5
+        assert entry["psnr_loss_db"] < 1.5, web
+    assert web["full"]["held_out_psnr"] == pytest.approx(bundle["metrics"]["psnr"], abs=0.5)
+
+
+def assert_turntable_and_viewer(results: Path, bundle: dict) -> None:
+    """A 4-second H.264 turn that starts at the thumbnail's view; the page loads scene.spz."""
+    import av
+
+    with av.open(str(results / "turntable.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert float(container.duration / av.time_base) == pytest.approx(4.0, abs=0.2)
+        assert stream.frames == bundle["views"]["turntable_frames"] == 48
+    page = (results / "viewer.html").read_text()
+    assert '"scene": "scene.spz"' in page and "<title>synthetic</title>" in page
+    assert bundle["views"]["thumbnail"]["width"] == 640
 
 
 def materialized_metadata(instance, stage: str) -> dict:
@@ -104,10 +162,17 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
 
     results = settings.store_root / "synthetic" / "results"
     assert sorted(p.name for p in results.iterdir()) == [
-        "bundle.json", "cameras.json", "scene.ply", "thumbnail.jpg"
+        "bundle.json", "cameras.json", "scene.compressed.ply", "scene.ply", "scene.spz",
+        "thumbnail.jpg", "turntable.mp4", "viewer.html",
     ]  # fmt: skip
     bundle = json.loads((results / "bundle.json").read_text())
-    assert {f["name"] for f in bundle["files"]} == {"scene.ply", "cameras.json", "thumbnail.jpg"}
+    assert {f["name"] for f in bundle["files"]} == {
+        "scene.ply", "cameras.json", "thumbnail.jpg", "scene.spz", "scene.compressed.ply",
+        "turntable.mp4", "viewer.html",
+    }  # fmt: skip
+    assert_web_versions(results, bundle)
+    assert_turntable_and_viewer(results, bundle)
+    assert "data:image/jpeg;base64," in metadata["bundle"]["turntable"]
     assert bundle["metrics"]["frames_registered"] == extracted
     assert set(bundle["timings_s"]) == set(STAGES)
     assert len(read_ply(results / "scene.ply")) == bundle["metrics"]["splats"]
@@ -123,6 +188,7 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
         "fx",
         "fy",
     }
+    assert_upright_and_centred(cameras, bundle["transform"])
     with Image.open(results / "thumbnail.jpg") as thumbnail:
         assert thumbnail.format == "JPEG" and thumbnail.width == 640
 
@@ -141,4 +207,8 @@ def test_dropped_production_is_processed_and_called_back(gameview_env, monkeypat
     completed = received[-1]
     assert completed["production_id"] == "synthetic" and completed["run_id"] == result.run_id
     assert completed["results"]["ply"]["key"] == "synthetic/results/scene.ply"
+    assert completed["results"]["spz"]["key"] == "synthetic/results/scene.spz"
+    assert completed["results"]["compressed_ply"]["url"].endswith("scene.compressed.ply")
+    assert completed["results"]["turntable"]["key"] == "synthetic/results/turntable.mp4"
+    assert completed["results"]["viewer"]["key"] == "synthetic/results/viewer.html"
     assert completed["metrics"]["frames_registered"] == extracted

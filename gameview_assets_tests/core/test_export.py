@@ -12,6 +12,7 @@ from gameview_assets.core.export import (
     SplatArrays,
     bundle_document,
     cameras_json,
+    ply_fields,
     read_ply,
     splat_arrays,
     write_ply,
@@ -40,7 +41,7 @@ def test_ply_round_trip_degree_3(tmp_path):
 
 
 def test_ply_header_is_the_3dgs_layout(tmp_path):
-    write_ply(random_splats(3, 3), tmp_path / "scene.ply")
+    write_ply(random_splats(3, 15), tmp_path / "scene.ply")
     header = (tmp_path / "scene.ply").read_bytes().split(b"end_header")[0].decode()
     assert "format binary_little_endian 1.0" in header
     assert "element vertex 3" in header
@@ -49,18 +50,40 @@ def test_ply_header_is_the_3dgs_layout(tmp_path):
     assert len([p for p in properties if p.startswith("f_rest_")]) == 45
 
 
-def test_lower_sh_degree_is_padded_channel_major(tmp_path):
+@pytest.mark.parametrize(("rest", "columns"), [(0, 0), (3, 9), (8, 24), (15, 45)])
+def test_only_the_trained_bands_are_written(tmp_path, rest, columns):
+    splats = random_splats(6, rest)
+    write_ply(splats, tmp_path / "scene.ply")
+    header = (tmp_path / "scene.ply").read_bytes().split(b"end_header")[0].decode()
+    properties = [line.split()[-1] for line in header.splitlines() if line.startswith("property")]
+    assert properties == ply_fields(splats.sh_degree)
+    assert len([p for p in properties if p.startswith("f_rest_")]) == columns
+    back = read_ply(tmp_path / "scene.ply")
+    assert back.shN.shape == (6, rest, 3)
+    for field in ("means", "quats", "scales", "opacities", "sh0", "shN"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(splats, field))
+
+
+def test_f_rest_is_channel_major(tmp_path):
     splats = random_splats(5, 3)
     write_ply(splats, tmp_path / "scene.ply")
-    back = read_ply(tmp_path / "scene.ply")
-    np.testing.assert_array_equal(back.shN[:, :3], splats.shN)
-    assert not back.shN[:, 3:].any()
     from plyfile import PlyData
 
     vertex = PlyData.read(str(tmp_path / "scene.ply"))["vertex"]
-    # f_rest_0..14 hold the red channel's coefficients, as the original 3DGS code writes them.
+    # f_rest_0..2 hold the red channel's coefficients, as the original 3DGS code writes them.
     np.testing.assert_array_equal(vertex["f_rest_1"], splats.shN[:, 1, 0])
-    np.testing.assert_array_equal(vertex["f_rest_16"], splats.shN[:, 1, 1])
+    np.testing.assert_array_equal(vertex["f_rest_4"], splats.shN[:, 1, 1])
+    np.testing.assert_array_equal(vertex["f_rest_8"], splats.shN[:, 2, 2])
+
+
+def test_ply_of_a_partial_band_is_refused(tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    fields = [*ply_fields(0), "f_rest_0", "f_rest_1", "f_rest_2", "f_rest_3"]
+    vertex = np.zeros(2, dtype=[(name, "<f4") for name in fields])
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(tmp_path / "odd.ply"))
+    with pytest.raises(InvalidPlyError, match="f_rest"):
+        read_ply(tmp_path / "odd.ply")
 
 
 def test_splat_arrays_from_torch_tensors():

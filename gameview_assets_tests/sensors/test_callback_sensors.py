@@ -22,7 +22,7 @@ from dagster import (
 
 from gameview_assets.assets.failures import failures_reported
 from gameview_assets.core.callback_payload import verify_signature
-from gameview_assets.core.production import ProductionRun
+from gameview_assets.core.production import RESULT_FILES, ProductionRun
 from gameview_assets.jobs import PROCESS_JOB_NAME
 from gameview_assets.partitions import productions
 from gameview_assets.resources import callbacks as callbacks_module
@@ -111,11 +111,11 @@ def workdir(store: Path) -> WorkdirResource:
 
 
 def write_results(store: Path) -> None:
+    """Every result file, as `bundle` publishes them (their contents do not matter here)."""
     results = store / PRODUCTION / "results"
     results.mkdir(parents=True)
-    (results / "scene.ply").write_bytes(b"ply\n")
-    (results / "cameras.json").write_text("[]")
-    (results / "thumbnail.jpg").write_bytes(b"\xff\xd8")
+    for file_name in RESULT_FILES.values():
+        (results / file_name).write_bytes(b"result\n")
     (results / "bundle.json").write_text(json.dumps({"files": [], "metrics": METRICS}))
 
 
@@ -179,6 +179,10 @@ def test_success_sends_completed_with_results_and_metrics(instance, store, serve
         "ply": "scene.ply",
         "cameras": "cameras.json",
         "thumbnail": "thumbnail.jpg",
+        "spz": "scene.spz",
+        "compressed_ply": "scene.compressed.ply",
+        "turntable": "turntable.mp4",
+        "viewer": "viewer.html",
         "bundle": "bundle.json",
     }
     assert set(body["results"]) == set(expected)
