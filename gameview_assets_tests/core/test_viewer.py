@@ -84,7 +84,7 @@ def ssim_of(a: np.ndarray, b: np.ndarray) -> float:
 
     from gameview_assets.core.metrics import ssim
 
-    a, b = (torch.from_numpy(np.ascontiguousarray(x)).float() / 255 for x in (a, b))
+    a, b = (torch.from_numpy(np.array(x)).float() / 255 for x in (a, b))
     return float(ssim(a, b))
 
 
