@@ -17,6 +17,7 @@ from gameview_assets.resources.storage import (
     SupabaseStoreResource,
     WorkdirResource,
 )
+from gameview_assets.resources.web_budget import WebBudgetResource
 from gameview_assets.sensors import all_sensors
 from gameview_assets.settings import Settings
 
@@ -47,6 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "store": store_resource(settings),
             "workdir": WorkdirResource(root=str(settings.workdir)),
             "callbacks": StudioCallbacks.from_settings(settings),
+            "web_budget": WebBudgetResource(max_splats=settings.web_max_splats),
         },
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )

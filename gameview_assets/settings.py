@@ -20,6 +20,7 @@ class Settings:
     callback_url: str | None
     callback_secret: str | None
     callback_allowed_hosts: tuple[str, ...]
+    web_max_splats: int  # 0: each preset's own budget for the web files
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,4 +36,15 @@ class Settings:
             callback_url=env.get("GAMEVIEW_CALLBACK_URL") or None,
             callback_secret=env.get("GAMEVIEW_CALLBACK_SECRET") or None,
             callback_allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
+            web_max_splats=_count(env, "GAMEVIEW_WEB_MAX_SPLATS"),
         )
+
+
+def _count(env: dict[str, str], name: str) -> int:
+    """A non-negative whole number from the environment (0 when unset), or a clear error."""
+    text = env.get(name, "").strip().replace("_", "")
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"{name}={env[name]!r} is not a whole number of splats, e.g. 1500000")
+    return int(text)

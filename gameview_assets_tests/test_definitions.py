@@ -76,3 +76,17 @@ def test_the_deployment_picks_the_store(monkeypatch: pytest.MonkeyPatch) -> None
     store = load_definitions().resources["store"]
     assert isinstance(store, SupabaseStoreResource)
     assert store.service_role_key == dg.EnvVar("SUPABASE_SERVICE_ROLE_KEY")
+
+
+def test_the_web_budget_setting_reaches_the_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameview_assets.resources.web_budget import WebBudgetResource
+    from gameview_assets.settings import Settings
+
+    monkeypatch.setenv("GAMEVIEW_WEB_MAX_SPLATS", "800_000")
+    budget = load_definitions().resources["web_budget"]
+    assert budget == WebBudgetResource(max_splats=800_000)
+    assert budget.splats_for(preset_max_splats=1_500_000) == 800_000
+    assert budget.splats_for(preset_max_splats=1_500_000, run_max_splats=5_000) == 5_000
+    assert WebBudgetResource().splats_for(preset_max_splats=10_000) == 10_000
+    with pytest.raises(ValueError, match="GAMEVIEW_WEB_MAX_SPLATS='lots' is not a whole number"):
+        Settings.from_env({"GAMEVIEW_WEB_MAX_SPLATS": "lots"})

@@ -14,6 +14,7 @@ from gameview_assets.core.production import RESULT_FILES
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
+from gameview_assets.resources.web_budget import WebBudgetResource
 
 STAGE = "bundle"
 WEB_RESULTS = ("spz", "compressed_ply")
@@ -24,7 +25,7 @@ THUMBNAIL_WIDTH = 640
 class BundleConfig(dg.Config):
     """Operator choices on top of the preset (set in the launchpad)."""
 
-    web_max_splats: int = 0  # splats in the web files; 0: the preset's web_max_splats
+    web_max_splats: int = 0  # splats in the web files; 0: GAMEVIEW_WEB_MAX_SPLATS or the preset's
 
 
 @dg.asset(
@@ -40,6 +41,7 @@ def bundle(
     store: StoreResource,
     workdir: WorkdirResource,
     callbacks: StudioCallbacks,
+    web_budget: WebBudgetResource,
 ) -> dg.MaterializeResult:
     """Turn the scene upright and centre it; export scene.ply, cameras.json, thumbnail.jpg, the
     web versions (scene.spz, scene.compressed.ply: at most web_max_splats splats, those that
@@ -104,7 +106,7 @@ def bundle(
     web = write_web_versions(
         arrays,
         {name: paths.result(name) for name in WEB_RESULTS},
-        config.web_max_splats or preset.web_max_splats,
+        web_budget.splats_for(preset.web_max_splats, config.web_max_splats),
         scoring,
         held_out,
         full_size=paths.result("ply").stat().st_size,
