@@ -156,12 +156,14 @@ def render_orbit_video(out_path: Path, seconds: float = 6.0, fps: int = 10,
     return cameras
 
 
-def look_at(eye: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+def look_at(
+    eye: np.ndarray, target: np.ndarray | None = None, up: np.ndarray | None = None
+) -> np.ndarray:
     """Camera-to-world (OpenCV axes: x right, y down, z forward) at `eye` looking at
-    `target` (default the origin), with world z up."""
-    forward = (np.zeros(3) if target is None else target) - eye
+    `target` (default the origin), level with the world's `up` (default z)."""
+    forward = (np.zeros(3) if target is None else target) - np.asarray(eye, dtype=float)
     forward /= np.linalg.norm(forward)
-    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
+    right = np.cross(forward, np.array([0.0, 0.0, 1.0]) if up is None else up)
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
     camtoworld = np.eye(4)

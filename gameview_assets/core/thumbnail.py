@@ -51,25 +51,11 @@ def subject_radius(means: np.ndarray, camera_distances: np.ndarray) -> float:
 
 def look_at_origin(eye: np.ndarray) -> np.ndarray:
     """Camera-to-world (OpenCV axes) at `eye` looking at the origin, level with the viewer's
-    horizon: the z-up `samples.look_at`, turned so that its up is VIEWER_UP."""
+    horizon (its up is VIEWER_UP)."""
     from gameview_assets.core.align import VIEWER_UP
     from gameview_assets.core.samples import look_at
 
-    turn = np.eye(4)
-    turn[:3, :3] = rotation_taking_z_to(VIEWER_UP)
-    return turn @ look_at(turn[:3, :3].T @ np.asarray(eye, dtype=float))
-
-
-def rotation_taking_z_to(up: np.ndarray) -> np.ndarray:
-    """A rotation taking +z to the unit vector `up` (about the axis z × up)."""
-    from gameview_assets.core.align import rotation_about
-
-    z = np.array([0.0, 0.0, 1.0])
-    axis = np.cross(z, up)
-    if np.linalg.norm(axis) < 1e-12:
-        return np.eye(3) if up @ z > 0 else np.diag([1.0, -1.0, -1.0])
-    angle = float(np.arccos(np.clip(up @ z, -1.0, 1.0)))
-    return rotation_about(axis / np.linalg.norm(axis), angle)
+    return look_at(eye, up=VIEWER_UP)
 
 
 def framed_view(means: np.ndarray, cameras: Sequence[ExportCamera], width: int) -> FramedView:
