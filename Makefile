@@ -30,9 +30,10 @@ serve: $(STAMP)
 	$(BIN)/gameview serve
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_pipeline.py
-	$(BIN)/python benchmarks/bench_poses.py
-	$(BIN)/python benchmarks/bench_train.py
-	$(BIN)/python benchmarks/bench_quality.py
-	$(BIN)/python benchmarks/bench_sensor.py
-	$(BIN)/python benchmarks/bench_export.py
+	# The repository root on the path: bench_sensor uses the tests' fake Supabase server.
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_pipeline.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_poses.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_train.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_quality.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_sensor.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_export.py
