@@ -26,6 +26,7 @@ import dagster as dg
 
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import LocalStoreResource, StoreResource
+from gameview_assets.resources.store import list_manifests
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.sensors.upload_sensor import MAX_RUNS_PER_TICK, TICK_BUDGET_S, upload_sensor
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
@@ -46,7 +47,7 @@ _opened: list = []
 
 
 def versions(store) -> dict[str, str]:
-    return {ref.production_id: ref.version for ref in store.list_manifests()}
+    return {ref.production_id: ref.version for ref in list_manifests(store)}
 
 
 def ids(count: int) -> list[str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from stat import S_ISREG
 
 from gameview_assets.core.production import PRODUCTION_ID_PATTERN, ProductionKeys
-from gameview_assets.resources.store import ManifestRef
 
 
 class LocalStore:
@@ -38,11 +37,6 @@ class LocalStore:
     def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         for production_id in production_ids:
             yield production_id, self.manifest_version(production_id)
-
-    def list_manifests(self) -> Iterator[ManifestRef]:
-        for production_id, version in self.manifest_versions(self.list_production_ids()):
-            if version is not None:
-                yield ManifestRef(production_id, version)
 
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):

@@ -73,9 +73,6 @@ class ProductionStore(Protocol):
     def describe(self) -> str:
         """Where results go, for people: a folder or `supabase://bucket`."""
 
-    def list_manifests(self) -> Iterator[ManifestRef]:
-        """Every production whose `production.json` exists, paging through all of them."""
-
     def list_production_ids(self) -> list[str]:
         """The ids of every top-level folder that can be a production, sorted; cheap (one
         listing, paged), whether or not its manifest has arrived."""
@@ -115,6 +112,13 @@ class ProductionStore(Protocol):
 
     def close(self) -> None:
         """Release connections (a no-op for the local folder)."""
+
+
+def list_manifests(store: ProductionStore) -> Iterator[ManifestRef]:
+    """Every production whose `production.json` exists, from one listing of the store."""
+    for production_id, version in store.manifest_versions(store.list_production_ids()):
+        if version is not None:
+            yield ManifestRef(production_id, version)
 
 
 def resolve_production(store: ProductionStore, production_id: str, run_id: str) -> ProductionRun:

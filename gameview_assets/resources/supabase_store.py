@@ -20,7 +20,7 @@ from gameview_assets.core.production import (
     RESULT_FILES,
     ProductionKeys,
 )
-from gameview_assets.resources.store import ManifestRef, ResultTooLargeError, content_type_for
+from gameview_assets.resources.store import ResultTooLargeError, content_type_for
 from gameview_assets.resources.tus import TusError, TusUploader
 
 if TYPE_CHECKING:
@@ -138,11 +138,6 @@ class SupabaseStore:
 
     def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         return _map_in_batches(self.manifest_version, production_ids, MANIFEST_CHECK_WORKERS)
-
-    def list_manifests(self) -> Iterator[ManifestRef]:
-        for production_id, version in self.manifest_versions(self.list_production_ids()):
-            if version is not None:
-                yield ManifestRef(production_id, version)
 
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):

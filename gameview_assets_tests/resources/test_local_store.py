@@ -3,6 +3,7 @@
 import pytest
 
 from gameview_assets.resources.local_store import LocalStore
+from gameview_assets.resources.store import list_manifests
 
 
 def make_production(store: LocalStore, tmp_path, production_id="p1"):
@@ -18,7 +19,7 @@ def test_lists_only_productions_with_a_manifest(tmp_path):
     store = LocalStore(tmp_path / "store")
     make_production(store, tmp_path, "done")
     (tmp_path / "store" / "half" / "videos").mkdir(parents=True)
-    assert [ref.production_id for ref in store.list_manifests()] == ["done"]
+    assert [ref.production_id for ref in list_manifests(store)] == ["done"]
     assert store.list_files("done/videos") == ["done/videos/a.mp4"]
     store.download("done/videos/a.mp4", tmp_path / "copy.mp4")
     assert (tmp_path / "copy.mp4").read_bytes() == b"video"
@@ -27,10 +28,10 @@ def test_lists_only_productions_with_a_manifest(tmp_path):
 def test_manifest_version_changes_when_rewritten(tmp_path):
     store = LocalStore(tmp_path / "store")
     make_production(store, tmp_path)
-    (before,) = store.list_manifests()
+    (before,) = list_manifests(store)
     (tmp_path / "production.json").write_text('{"preset": "high", "videos": ["videos/a.mp4"]}')
     store.upload("p1/production.json", tmp_path / "production.json")
-    (after,) = store.list_manifests()
+    (after,) = list_manifests(store)
     assert before.version != after.version
 
 

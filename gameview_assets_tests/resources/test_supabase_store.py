@@ -16,6 +16,7 @@ import pytest
 
 from gameview_assets.resources import supabase_store
 from gameview_assets.resources.storage import SupabaseStoreResource
+from gameview_assets.resources.store import list_manifests
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
 
@@ -61,7 +62,7 @@ def test_list_manifests_pages_through_every_production(
     fake.put("bad.name/production.json", b"{}")  # not a production id
     fake.put("production.json", b"{}")  # a stray top-level file
 
-    refs = list(store.list_manifests())
+    refs = list(list_manifests(store))
 
     assert [r.production_id for r in refs] == ready
     assert all(len(r.version) == 16 for r in refs)
@@ -74,10 +75,10 @@ def test_manifest_version_changes_when_the_manifest_is_rewritten(
     fake: FakeStorage, store: SupabaseStore
 ) -> None:
     fake.put("p1/production.json", b'{"preset": "fast"}')
-    (before,) = store.list_manifests()
-    assert list(store.list_manifests()) == [before]
+    (before,) = list_manifests(store)
+    assert list(list_manifests(store)) == [before]
     fake.put("p1/production.json", b'{"preset": "high"}')
-    (after,) = store.list_manifests()
+    (after,) = list_manifests(store)
     assert after.production_id == "p1"
     assert after.version != before.version
 
@@ -173,7 +174,7 @@ def test_wrong_key_is_an_error(fake: FakeStorage) -> None:
 
     fake.put("p1/production.json", b"{}")
     with pytest.raises(StorageApiError):
-        list(SupabaseStore(fake.url, "anon-key", BUCKET).list_manifests())
+        list(list_manifests(SupabaseStore(fake.url, "anon-key", BUCKET)))
 
 
 # The real server's quirks, and what the store makes of them.
@@ -240,7 +241,7 @@ def test_ids_that_differ_in_case_never_answer_for_each_other(
     assert store.list_files("Beta2/videos") == []
     assert store.list_files("beta2/videos") == ["beta2/videos/a.mp4"]
     assert store.exists("beta2/videos/a.mp4")
-    refs = {r.production_id: r.version for r in store.list_manifests()}
+    refs = {r.production_id: r.version for r in list_manifests(store)}
     assert list(refs) == ["alpha"]  # Alpha and Beta2 are not production ids
     assert refs["alpha"] == store.manifest_version("alpha")
     fake.put("Alpha/production.json", b'{"preset": "balanced"}')
