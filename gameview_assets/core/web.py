@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from gameview_assets.core.export import PinholeView, SplatArrays
+from gameview_assets.core.production import RESULT_FILES
 
 SPZ_VERSION = 3
 SPZ_MAX_FRACTIONAL_BITS = 12  # gsply's default (1/4096 of a unit); fewer for large scenes
@@ -291,7 +292,7 @@ def write_web_versions(
         "max_splats": max_splats,
         "selection": how,
         "full": {
-            "file": "scene.ply",
+            "file": RESULT_FILES["ply"],
             "splats": len(splats),
             "size": full_size,
             "bytes_per_splat": round(full_size / max(1, len(splats)), 1),

@@ -16,6 +16,11 @@ from gameview_assets.core.sfm.pipeline import PoseResult
 from gameview_assets.core.video import ExtractedFrame, VideoInfo
 
 
+def callback_outbox(workdir: Path) -> Path:
+    """Callbacks not delivered yet, under the work directory (a dot: never a production id)."""
+    return Path(workdir) / ".callback-outbox"
+
+
 @dataclass(frozen=True)
 class ProductionPaths:
     """Paths under `<workdir>/<production_id>/`."""

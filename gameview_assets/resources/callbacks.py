@@ -25,14 +25,13 @@ from gameview_assets.core.callback_payload import (
     signed_headers,
 )
 from gameview_assets.core.errors import FailureReason
+from gameview_assets.core.workdir import callback_outbox
 
 if TYPE_CHECKING:
     from gameview_assets.settings import Settings
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SECRET_ENV = "GAMEVIEW_CALLBACK_SECRET"
-OUTBOX_DIR_NAME = ".callback-outbox"
-"""Under the work directory: callbacks not delivered yet (never a production id: a dot)."""
 OUTBOX_RETRY_S = 30.0
 OUTBOX_RETRY_MAX_S = 600.0
 
@@ -72,7 +71,7 @@ class StudioCallbacks(dg.ConfigurableResource):
             default_url=settings.callback_url,
             secret=dg.EnvVar(SECRET_ENV) if settings.callback_secret else None,
             allowed_hosts=list(settings.callback_allowed_hosts),
-            outbox_dir=str(settings.workdir / OUTBOX_DIR_NAME),
+            outbox_dir=str(callback_outbox(settings.workdir)),
         )
 
     def target(self, url: str | None) -> str | None:
