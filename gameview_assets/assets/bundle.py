@@ -151,22 +151,12 @@ def bundle(
             "up_from": transform.up_source,
             "web": dg.MetadataValue.json(web),
             "thumbnail": image_markdown(paths.result("thumbnail"), "Thumbnail"),
-            "turntable": strip_markdown(contact_strip(frames), "Turntable (one turn)"),
+            "turntable": image_markdown(
+                contact_strip(frames), "Turntable (one turn)", max_width=960
+            ),
         },
         check_results=[ply_check],
     )
-
-
-def strip_markdown(pixels, title: str) -> dg.MetadataValue:
-    """Frames side by side, inlined in Markdown like the thumbnail."""
-    import tempfile
-
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "strip.jpg"
-        Image.fromarray(pixels).save(path, quality=85)
-        return image_markdown(path, title, max_width=960)
 
 
 def verify_ply(path: Path, expected_splats: int) -> dg.AssetCheckResult:

@@ -8,13 +8,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 
 
-def image_markdown(path: Path, title: str, max_width: int = 640) -> dg.MetadataValue:
-    """An image inlined in Markdown metadata, so the Dagster UI shows it."""
+def image_markdown(
+    source: Path | np.ndarray, title: str, max_width: int = 640
+) -> dg.MetadataValue:
+    """An image file, or uint8 pixels [H, W, 3], inlined in Markdown metadata, so the Dagster
+    UI shows it."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    opened = Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source)
+    with opened as image:
         image = image.convert("RGB")
         if image.width > max_width:
             image = image.resize((max_width, round(image.height * max_width / image.width)))
