@@ -21,7 +21,7 @@ from gameview_assets.core.production import (
     ProductionKeys,
 )
 from gameview_assets.resources.store import ResultTooLargeError, content_type_for
-from gameview_assets.resources.tus import TusError, TusUploader
+from gameview_assets.resources.tus import TusError, TusUploader, file_range
 
 if TYPE_CHECKING:
     import httpx
@@ -229,7 +229,7 @@ class SupabaseStore:
             "x-upsert": "true",
         }
         with source.open("rb") as f:
-            response = self._http.post(url, headers=headers, content=_read_pieces(f))
+            response = self._http.post(url, headers=headers, content=file_range(f, 0, size))
         if response.status_code == 413:
             raise self._too_large(key, size)
         self._check(response, key)
@@ -287,11 +287,6 @@ class SupabaseStore:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _read_pieces(f: Any) -> Iterator[bytes]:
-    while piece := f.read(CHUNK_BYTES):
-        yield piece
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str | None, str]:
