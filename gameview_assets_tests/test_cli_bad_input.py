@@ -121,9 +121,11 @@ def test_help_says_what_each_preset_costs_and_version_works(capsys):
     assert capsys.readouterr().out.startswith("gameview ")
 
 
-def test_without_a_gpu_the_default_preset_is_preview():
+@pytest.mark.parametrize(("cuda", "preset"), [(False, "preview"), (True, "fast")])
+def test_the_default_preset_follows_the_hardware(monkeypatch, cuda, preset):
     import torch
 
     from gameview_assets.cli import default_preset
 
-    assert default_preset() == ("fast" if torch.cuda.is_available() else "preview")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert default_preset() == preset

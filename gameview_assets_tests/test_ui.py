@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -175,16 +174,17 @@ def test_the_good_production_stays_healthy_beside_the_refused_one(served) -> Non
         assert good == ["SUCCEEDED"], (stage, executions)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_pages_render_in_chromium(served) -> None:
     """Screenshots for people (kept in GAMEVIEW_SCREENSHOTS when set); none is blank."""
+    from gameview_assets_tests.core.browser import chromium
+
     url, root = served
     out = Path(os.environ.get("GAMEVIEW_SCREENSHOTS", root / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)
     for name, page in PAGES.items():
         shot = out / f"{name}.png"
         subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
              "--window-size=1400,900", "--virtual-time-budget=20000",
              f"--screenshot={shot}", f"{url}{page}"],
             check=True, capture_output=True, timeout=180,
