@@ -28,6 +28,10 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
+        # smoke: checks a deployment end to end (the service tests run on it); a rough scene
+        Preset("smoke", 150, 5_000, 2, 16, 320, 240, 0, 0.5, 8.0, 0.5,
+               "about 1 min (measured, 2 cores)", "seconds (target, not yet measured)",
+               web_max_splats=2_000),
         # preview's web budget is half its splats, so that a preview run exercises the cut
         Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 12.0, 1,
                "2-4 min (measured, 2 cores; up to 10 min on a busy machine)",

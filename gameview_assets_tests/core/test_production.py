@@ -56,9 +56,10 @@ def test_bad_manifests_say_what_is_wrong(text, fragment):
 
 
 def test_presets_follow_the_design_table():
-    assert [(p.name, p.steps, p.max_splats, p.extract_fps) for p in PRESETS.values()][1:] == [
+    designed = [p for p in PRESETS.values() if p.name not in ("smoke", "preview")]
+    assert [(p.name, p.steps, p.max_splats, p.extract_fps) for p in designed] == [
         ("fast", 5_000, 5_000_000, 5),
         ("balanced", 15_000, 10_000_000, 10),
         ("high", 30_000, 20_000_000, 15),
     ]
-    assert PRESETS["preview"].steps < PRESETS["fast"].steps
+    assert PRESETS["smoke"].steps < PRESETS["preview"].steps < PRESETS["fast"].steps
