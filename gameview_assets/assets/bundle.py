@@ -14,6 +14,7 @@ from gameview_assets.core.production import RESULT_FILES
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
+from gameview_assets.resources.store import still_current
 from gameview_assets.resources.web_budget import WebBudgetResource
 
 STAGE = "bundle"
@@ -136,9 +137,12 @@ def bundle(
         return dg.MaterializeResult(metadata={"published": False}, check_results=[ply_check])
 
     bucket = store.store
-    with failures_reported(STAGE):  # a result over the bucket's size limit: result_too_large
+    # result_too_large, storage_unavailable, or superseded: a newer manifest arrived meanwhile
+    with failures_reported(STAGE):
         keys = bucket.publish_results(
-            production_id, {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES}
+            production_id,
+            {RESULT_FILES[name]: paths.result(name) for name in RESULT_FILES},
+            before_commit=still_current(bucket, run),
         )
     return dg.MaterializeResult(
         metadata={

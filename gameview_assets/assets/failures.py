@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from gameview_assets.core.errors import CaptureError, FailureReason
+from gameview_assets.core.errors import CaptureError, FailureReason, disk_full
 from gameview_assets.core.production import InvalidProductionError
 from gameview_assets.core.records import MissingRecordError
 from gameview_assets.partitions import productions
@@ -21,7 +21,8 @@ def stage_failure(reason: FailureReason) -> dg.Failure:
 
 @contextmanager
 def failures_reported(stage: str) -> Iterator[None]:
-    """Turn the engine's errors about the input into a stage failure with its reason."""
+    """Turn the engine's errors about the input, and a full disk, into a stage failure with
+    its reason."""
     try:
         yield
     except CaptureError as exc:
@@ -37,6 +38,11 @@ def failures_reported(stage: str) -> Iterator[None]:
             "materialize the upstream assets of this production first",
         )
         raise stage_failure(reason) from exc
+    except OSError as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        raise stage_failure(FailureReason.of_capture(stage, full)) from exc
 
 
 def gate_spec(check_name: str, stage: str) -> dg.AssetCheckSpec:

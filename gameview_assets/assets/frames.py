@@ -37,6 +37,7 @@ def frames(
             fps=preset.extract_fps, max_size=preset.frame_max_size, max_frames=preset.max_frames
         )
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
+        paths.extracted_frames.discard()  # no record may outlive the frames it lists
         extracted = extract_frames(videos, paths.fresh(paths.frames), selection, report)
         if len(extracted) < MIN_FRAMES:
             raise CaptureError(

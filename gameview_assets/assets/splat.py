@@ -71,8 +71,9 @@ def splat(
     )
     report = StageReporter(context, callbacks, STAGE, run.callback_url)
     paths.splat.mkdir(parents=True, exist_ok=True)
-    result = train_splat(views, train_config, paths.splat, report)
-    save_splats(result.splats, paths.splats_file)
+    with failures_reported(STAGE):  # out of memory, or a full disk writing a checkpoint
+        result = train_splat(views, train_config, paths.splat, report)
+        save_splats(result.splats, paths.splats_file)
     discard_checkpoints(paths.splat)
     summary = TrainingSummary.of(result)
     paths.training.write(summary)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gameview_assets.resources.store import ResultTooLargeError
+from gameview_assets.resources.store import ResultTooLargeError, StorageUnavailableError
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.resources.tus import CHUNK_BYTES
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
@@ -155,7 +155,10 @@ def test_storage_down_longer_than_the_retries_fails_clearly_and_keeps_the_old_ob
     store.tus_options = {"backoff_s": 0.0, "max_retries": 2}
     fake.drop_patches_after = [MIB, 0, 0, 0]
 
-    with pytest.raises(OSError, match=r"stopped at byte 1048576 of 6291457 after 2 retries"):
+    with pytest.raises(StorageUnavailableError, match=r"stopped at byte 1048576 of 6291457 "
+                       r"after 2 retries") as caught:  # fmt: skip
         store.upload("p1/results/scene.ply", source)
+
+    assert caught.value.code == "storage_unavailable"
 
     assert fake.objects["p1/results/scene.ply"].data == b"the previous run's scene"
