@@ -1,0 +1,293 @@
+"""Faults survived with nothing lost and the right callback (issue 12).
+
+Core faults call the engine directly on tiny inputs (real training steps, real FFmpeg); a full
+disk is the real exception type (`OSError(ENOSPC)`) raised by the writer after it wrote half a
+file, an out-of-memory error is `torch.OutOfMemoryError` raised by the rasterizer. Storage
+faults run against the fake Supabase server (503 answers, dropped connections). The pipeline
+faults run the real assets on the smoke preset, one production on the fake Supabase, and read
+the `failed` callback the run-status sensor sends to a real callback server.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from gameview_assets.core.errors import CaptureError, disk_full
+from gameview_assets.core.production import ProductionKeys
+from gameview_assets.core.train import checkpoint as checkpoint_module
+from gameview_assets.core.train import trainer as trainer_module
+from gameview_assets.core.train.checkpoint import CHECKPOINT_FILE, checkpoints_in
+from gameview_assets.core.train.trainer import TrainConfig, train_splat
+from gameview_assets.core.video import FrameSelection, extract_frames
+from gameview_assets.resources.local_store import LocalStore
+from gameview_assets.resources.store import StorageUnavailableError, SupersededError
+from gameview_assets.resources.supabase_store import SupabaseStore
+from gameview_assets_tests.conftest import make_test_video
+from gameview_assets_tests.core.test_train import make_scene
+from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
+
+TINY = TrainConfig(steps=20, max_splats=200, checkpoint_every=10, num_threads=1)
+
+
+def half_then_full(write: Callable[..., Any], after: int) -> Callable[..., Any]:
+    """`write(obj, path, ...)` that works `after` times, then writes half a file and fails as
+    a full disk does."""
+    calls = {"n": 0}
+
+    def failing(obj: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= after:
+            return write(obj, path, *args, **kwargs)
+        Path(path).write_bytes(b"\xff\xd8 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    return failing
+
+
+# Training: a corrupt checkpoint, out of memory, a full disk.
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: b"\x80\x04garbage" * 50, id="garbage"),
+        pytest.param(lambda data: b"", id="empty"),
+    ],
+)
+def test_a_corrupt_checkpoint_restarts_training_from_zero_and_says_so(
+    tmp_path: Path, corrupt: Callable[[bytes], bytes]
+) -> None:
+    views = make_scene(n_views=4)
+    train_splat(views, TINY, tmp_path)  # leaves its checkpoint at step 10 of 20
+    checkpoint = checkpoints_in(tmp_path) / CHECKPOINT_FILE
+    checkpoint.write_bytes(corrupt(checkpoint.read_bytes()))
+    messages: list[str] = []
+
+    result = train_splat(views, TINY, tmp_path, lambda _, m: messages.append(m))
+
+    assert result.resumed_from_step == 0 and result.steps == 20
+    assert result.checkpoint_discarded.startswith(
+        "checkpoint discarded, training restarts from step 0: latest.pt cannot be read"
+    )
+    assert messages[0] == result.checkpoint_discarded  # the stage's log and callback say so
+
+
+def test_a_checkpoint_that_is_not_a_dict_restarts_training(tmp_path: Path) -> None:
+    checkpoint_module.save_checkpoint([1, 2, 3], checkpoints_in(tmp_path))  # type: ignore[arg-type]
+    result = train_splat(make_scene(n_views=4), TINY, tmp_path)
+    assert result.resumed_from_step == 0
+    assert "latest.pt holds a list, not a dict" in result.checkpoint_discarded
+
+
+@dataclass
+class OutOfMemoryAt:
+    """The rasterizer, raising `torch.OutOfMemoryError` on its `first`-th call and `times`
+    calls in a row (training renders once a step, and twice more at step 10 of `TINY`)."""
+
+    first: int
+    times: int
+    calls: int = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.first <= self.calls < self.first + self.times:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return RENDER(*args, **kwargs)
+
+
+RENDER = trainer_module.render_splats
+
+
+def test_out_of_memory_once_retries_the_step_and_training_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trainer_module, "render_splats", OutOfMemoryAt(first=5, times=1))
+    messages: list[str] = []
+    result = train_splat(make_scene(n_views=4), TINY, tmp_path, lambda _, m: messages.append(m))
+    assert result.steps == 20
+    assert "out of memory at step 5: memory freed, step retried" in messages
+
+
+def test_out_of_memory_again_fails_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trainer_module, "render_splats", OutOfMemoryAt(first=15, times=2))
+    with pytest.raises(CaptureError) as caught:
+        train_splat(make_scene(n_views=4), TINY, tmp_path)
+    error = caught.value
+    assert error.code == "out_of_memory"
+    assert error.message.startswith("training ran out of CPU memory at step 13 of 20 with ")
+    assert "'preview'" in error.hint and "GPU with more memory" in error.hint
+    assert isinstance(error.__cause__, torch.OutOfMemoryError)
+    resumed = train_splat(make_scene(n_views=4), TINY, tmp_path)  # the retry resumes
+    assert resumed.resumed_from_step == 10
+
+
+def test_a_full_disk_writing_a_checkpoint_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint_module.torch, "save", half_then_full(torch.save, after=0))
+    with pytest.raises(OSError) as caught:
+        train_splat(make_scene(n_views=4), TINY, tmp_path)
+    reason = disk_full(caught.value)
+    assert reason is not None and reason.code == "disk_full"
+    assert list(checkpoints_in(tmp_path).iterdir()) == []
+    monkeypatch.undo()  # space freed: it trains again
+    assert train_splat(make_scene(n_views=4), TINY, tmp_path).steps == 20
+
+
+# Frames: a full disk while extracting.
+
+
+def test_a_full_disk_during_frame_extraction_leaves_no_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    video = make_test_video(tmp_path / "clip.mp4", 3)
+    out = tmp_path / "frames"
+    selection = FrameSelection(fps=2, max_size=160, max_frames=10)
+    monkeypatch.setattr(Image.Image, "save", half_then_full(Image.Image.save, after=2))
+    with pytest.raises(OSError) as caught:
+        extract_frames([video], out, selection)
+    assert caught.value.errno == errno.ENOSPC
+    assert list(out.iterdir()) == []  # neither the two whole frames nor the half one
+    monkeypatch.undo()
+    assert len(extract_frames([video], out, selection)) >= 3
+
+
+# Publishing: atomic as the app sees it.
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStorage]:
+    with FakeStorage() as fake:
+        yield fake
+
+
+@pytest.fixture
+def supabase(fake: FakeStorage) -> Iterator[SupabaseStore]:
+    store = SupabaseStore(fake.url, KEY, BUCKET)
+    store.tus_options = {"backoff_s": 0.0, "max_retries": 1}
+    yield store
+    store.close()
+
+
+def result_files(folder: Path, tag: str) -> dict[str, Path]:
+    folder.mkdir(exist_ok=True)
+    files = {}
+    for name in ("scene.ply", "cameras.json", "thumbnail.jpg", "bundle.json"):
+        files[name] = folder / name
+        files[name].write_text(f"{tag} {name}")
+    return files
+
+
+def after_calls(route: str, count: int, fault: str) -> Callable[[str, str], str | None]:
+    """A fault for every request on `route` (a path fragment) after the first `count`."""
+    seen = {"n": 0}
+
+    def decide(method: str, path: str) -> str | None:
+        if route not in f"{method} {path}":
+            return None
+        seen["n"] += 1
+        return fault if seen["n"] > count else None
+
+    return decide
+
+
+UPLOAD = f"POST /storage/v1/object/{BUCKET}/p1/"
+STORAGE_FAULTS = [
+    pytest.param(UPLOAD, 2, "503", id="503-while-uploading"),
+    pytest.param(UPLOAD, 1, "drop", id="dropped-while-uploading"),
+    pytest.param("POST /storage/v1/object/move", 2, "503", id="503-while-moving-in"),
+    pytest.param("POST /storage/v1/object/move", 3, "drop", id="dropped-while-moving-in"),
+    pytest.param("DELETE", 0, "drop", id="dropped-removing-the-old-set"),
+]
+
+
+def results_in(fake: FakeStorage) -> dict[str, bytes]:
+    return {k: obj.data for k, obj in fake.objects.items() if k.startswith("p1/results/")}
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["first", "again"])
+@pytest.mark.parametrize(("route", "count", "fault"), STORAGE_FAULTS)
+def test_storage_down_while_publishing_leaves_no_results_the_app_could_take_as_new(
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path, route: str, count: int,
+    fault: str, previous: bool,
+) -> None:  # fmt: skip
+    if previous:
+        supabase.publish_results("p1", result_files(tmp_path / "old", "old"))
+    before = results_in(fake)
+    fake.fault = after_calls(route, count, fault)
+    try:
+        supabase.publish_results("p1", result_files(tmp_path / "new", "new"))
+    except StorageUnavailableError as exc:
+        assert exc.code == "storage_unavailable" and "did not answer" in exc.message
+    else:  # the fault's route was never reached (no old set to remove)
+        assert route == "DELETE" and not previous
+    fake.fault = lambda method, path: None
+    after = results_in(fake)
+    new_bundle = after.get("p1/results/bundle.json") == b"new bundle.json"
+    # Either the previous complete set, untouched, or nothing the app could take as complete,
+    # or (only where the fault never struck) the new complete set.
+    assert after == before or "p1/results/bundle.json" not in after or new_bundle
+    if new_bundle:
+        assert sorted(after) == sorted(f"p1/results/{n}" for n in result_files(tmp_path, "x"))
+
+    keys = supabase.publish_results("p1", result_files(tmp_path / "new", "new"))  # back
+    assert results_in(fake) == {
+        key: f"new {name}".encode() for name, key in keys.items()
+    }
+
+
+def test_storage_down_while_staging_keeps_the_previous_complete_set(
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
+) -> None:
+    supabase.publish_results("p1", result_files(tmp_path / "old", "old"))
+    before = {key: obj.data for key, obj in fake.objects.items()}
+    fake.fault = after_calls(UPLOAD, 1, "503")
+    with pytest.raises(StorageUnavailableError):
+        supabase.publish_results("p1", result_files(tmp_path / "new", "new"))
+    fake.fault = lambda method, path: None
+    assert {key: obj.data for key, obj in fake.objects.items()} == before
+
+
+@pytest.mark.parametrize("kind", ["local", "supabase"])
+def test_a_manifest_changed_before_the_commit_publishes_nothing(
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path, kind: str
+) -> None:
+    store = supabase if kind == "supabase" else LocalStore(tmp_path / "store")
+
+    def superseded() -> None:
+        raise SupersededError("p1", "v1", "v2")
+
+    with pytest.raises(SupersededError):
+        store.publish_results("p1", result_files(tmp_path / "new", "new"), superseded)
+    assert not store.exists(ProductionKeys("p1").result("bundle.json"))
+    leftovers = fake.objects if kind == "supabase" else list((tmp_path / "store").rglob("*"))
+    assert list(leftovers) == [] or leftovers == [tmp_path / "store" / "p1"]
+
+
+def test_a_full_disk_while_publishing_locally_leaves_no_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    files = result_files(tmp_path / "new", "new")
+    monkeypatch.setattr(shutil, "copyfile", half_then_full(shutil.copyfile, after=2))
+    with pytest.raises(OSError, match="No space left"):
+        store.publish_results("p1", files)
+    assert list((tmp_path / "store" / "p1").iterdir()) == []
+    monkeypatch.undo()
+    store.publish_results("p1", files)
+    assert sorted(p.name for p in (tmp_path / "store" / "p1" / "results").iterdir()) == sorted(
+        files
+    )
