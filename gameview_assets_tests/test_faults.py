@@ -11,15 +11,18 @@ the `failed` callback the run-status sensor sends to a real callback server.
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import torch
 
+from gameview_assets.assets import all_assets
 from gameview_assets.core.errors import CaptureError, disk_full
 from gameview_assets.core.production import ProductionKeys
 from gameview_assets.core.train import checkpoint as checkpoint_module
@@ -27,9 +30,19 @@ from gameview_assets.core.train import trainer as trainer_module
 from gameview_assets.core.train.checkpoint import CHECKPOINT_FILE, checkpoints_in
 from gameview_assets.core.train.trainer import TrainConfig, train_splat
 from gameview_assets.core.video import FrameSelection, extract_frames
+from gameview_assets.jobs import PROCESS_JOB_NAME, process_production_job
+from gameview_assets.partitions import productions
+from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.local_store import LocalStore
+from gameview_assets.resources.storage import SupabaseStoreResource, WorkdirResource
 from gameview_assets.resources.store import StorageUnavailableError, SupersededError
 from gameview_assets.resources.supabase_store import SupabaseStore
+from gameview_assets.resources.web_budget import WebBudgetResource
+from gameview_assets.sensors.callback_sensors import (
+    production_completed_sensor,
+    production_failed_sensor,
+)
+from gameview_assets_tests.callback_server import CallbackServer
 from gameview_assets_tests.conftest import make_test_video
 from gameview_assets_tests.core.test_train import make_scene
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
@@ -291,3 +304,161 @@ def test_a_full_disk_while_publishing_locally_leaves_no_results(
     assert sorted(p.name for p in (tmp_path / "store" / "p1" / "results").iterdir()) == sorted(
         files
     )
+
+
+# The pipeline: real assets on the smoke preset, one production on the fake Supabase, the
+# `failed` callback as the run-status sensor sends it to a real callback server.
+
+PRODUCTION = "faulty"
+SECRET = "faults-secret"
+
+
+@dataclass
+class Service:
+    fake: FakeStorage
+    server: CallbackServer
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    workdir: Path
+
+    def run(self, *stages: str) -> dg.ExecuteInProcessResult:
+        return self.defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
+            instance=self.instance,
+            partition_key=PRODUCTION,
+            asset_selection=[dg.AssetKey(stage) for stage in stages] or None,
+            raise_on_error=False,
+        )
+
+    def callback(self, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+        """What the app receives for this run's outcome: `failed` or `completed`."""
+        sensor = production_completed_sensor if result.success else production_failed_sensor
+        event = result.get_run_success_event() if result.success else result.get_run_failure_event()
+        start = len(self.server.received)
+        with dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_event=event,
+            dagster_instance=self.instance,
+            dagster_run=result.dagster_run,
+            resources=self.defs.resources,
+        ) as context:
+            sensor(context)
+        final = [r for r in self.server.wait_for(start + 1)[start:] if "status" in r.json]
+        (outcome,) = [r for r in final if r.json["status"] != "processing"]
+        assert outcome.signed_validly and outcome.json["run_id"] == result.run_id
+        return outcome.json
+
+    def results(self) -> list[str]:
+        return sorted(k for k in self.fake.objects if k.startswith(f"{PRODUCTION}/results/"))
+
+    def write_manifest(self) -> None:
+        manifest = {"preset": "smoke", "callback_url": f"{self.server.url}/cb"}
+        self.fake.put(f"{PRODUCTION}/production.json", json.dumps(manifest).encode())
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    from gameview_assets.core.samples import render_orbit_video
+
+    folder = tmp_path_factory.mktemp("faults")
+    video = folder / "orbit.mp4"
+    render_orbit_video(video)
+    with (
+        FakeStorage() as fake,
+        CallbackServer(secret=SECRET) as server,
+        dg.instance_for_test() as instance,
+    ):
+        fake.put(f"{PRODUCTION}/videos/orbit.mp4", video.read_bytes(), "video/mp4")
+        defs = dg.Definitions(
+            assets=all_assets,
+            jobs=[process_production_job],
+            resources={
+                "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
+                "workdir": WorkdirResource(root=str(folder / "work")),
+                "callbacks": StudioCallbacks(
+                    secret=SECRET, allowed_hosts=["127.0.0.1"], backoff_s=0.01
+                ),
+                "web_budget": WebBudgetResource(),
+            },
+        )
+        instance.add_dynamic_partitions(productions.name, [PRODUCTION])
+        service = Service(fake, server, instance, defs, folder / "work" / PRODUCTION)
+        service.write_manifest()
+        yield service
+
+
+def assert_failed(error: dict[str, Any], stage: str, code: str, *words: str) -> None:
+    assert (error["stage"], error["code"]) == (stage, code), error
+    assert all(word in f"{error['message']} {error['hint']}" for word in words), error
+
+
+def test_pipeline_storage_down_during_download_fails_clearly_then_runs_again(
+    service: Service,
+) -> None:
+    def video_download(method: str, path: str) -> str | None:
+        return "drop" if method == "GET" and path.endswith("orbit.mp4") else None
+
+    service.fake.fault = video_download  # half the video arrives, then the connection drops
+    result = service.run("source_videos")
+    service.fake.fault = lambda method, path: None
+    body = service.callback(result)
+    assert body["status"] == "failed"
+    assert_failed(body["error"], "source_videos", "storage_unavailable",
+                  "faulty/videos/orbit.mp4", "service's fault", "retry")  # fmt: skip
+    assert not list((service.workdir / "videos").glob("*"))  # no half-downloaded video
+    assert service.run("source_videos", "frames", "sparse_model").success
+
+
+def test_pipeline_disk_full_during_frames_fails_clearly_then_runs_again(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image.Image, "save", half_then_full(Image.Image.save, after=3))
+    result = service.run("frames")
+    monkeypatch.undo()
+    body = service.callback(result)
+    assert_failed(body["error"], "frames", "disk_full", "ran out of disk space", "free space")
+    assert not (service.workdir / "frames.json").exists()
+    assert list((service.workdir / "frames").iterdir()) == []
+    assert service.run("frames").success
+
+
+def test_pipeline_disk_full_during_training_fails_clearly_then_runs_again(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint_module.torch, "save", half_then_full(torch.save, after=0))
+    result = service.run("splat")
+    monkeypatch.undo()
+    body = service.callback(result)
+    assert_failed(body["error"], "splat", "disk_full", "ran out of disk space", "free space")
+    assert [p.name for p in (service.workdir / "splat").rglob("*.tmp")] == []
+    assert service.run("splat").success
+
+
+def test_pipeline_storage_down_during_upload_publishes_nothing_then_runs_again(
+    service: Service,
+) -> None:
+    service.fake.fault = after_calls(f"POST /storage/v1/object/{BUCKET}/{PRODUCTION}/", 3, "503")
+    result = service.run("bundle")
+    service.fake.fault = lambda method, path: None
+    body = service.callback(result)
+    assert_failed(body["error"], "bundle", "storage_unavailable", "nothing was published")
+    assert service.results() == []
+
+    result = service.run("bundle")
+    body = service.callback(result)
+    assert body["status"] == "completed"
+    assert len(service.results()) == len(body["results"]) == 8
+
+
+def test_pipeline_a_new_manifest_mid_run_is_not_published_over(service: Service) -> None:
+    published = {k: service.fake.objects[k].etag for k in service.results()}
+    service.write_manifest()  # the app wrote production.json again after this run started
+    body = service.callback(service.run("bundle"))
+    assert_failed(body["error"], "bundle", "superseded", "changed while this run was going",
+                  "the run for the new manifest publishes")  # fmt: skip
+    assert {k: service.fake.objects[k].etag for k in service.results()} == published
+    assert [k for k in service.fake.objects if "/.results-" in k] == []
+
+    assert service.run("source_videos").success  # the new manifest's run
+    assert service.callback(service.run("bundle"))["status"] == "completed"
