@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 import torch
 
 from gameview_assets.assets import all_assets
-from gameview_assets.core.errors import CaptureError, disk_full
+from gameview_assets.core.errors import CaptureError, FailureReason, disk_full
 from gameview_assets.core.production import ProductionKeys
 from gameview_assets.core.train import checkpoint as checkpoint_module
 from gameview_assets.core.train import trainer as trainer_module
@@ -46,7 +47,11 @@ from gameview_assets_tests.callback_server import CallbackServer
 from gameview_assets_tests.conftest import make_test_video
 from gameview_assets_tests.core.test_train import make_scene
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
+from gameview_assets_tests.sensors.test_upload_sensor import add_videos, write_manifest
+from gameview_assets_tests.sensors.test_upload_sensor import tick as upload_tick
 
+PRODUCTION = "faulty"
+SECRET = "faults-secret"
 TINY = TrainConfig(steps=20, max_splats=200, checkpoint_every=10, num_threads=1)
 
 
@@ -181,20 +186,6 @@ def test_a_full_disk_during_frame_extraction_leaves_no_frame(
 # Publishing: atomic as the app sees it.
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeStorage]:
-    with FakeStorage() as fake:
-        yield fake
-
-
-@pytest.fixture
-def supabase(fake: FakeStorage) -> Iterator[SupabaseStore]:
-    store = SupabaseStore(fake.url, KEY, BUCKET)
-    store.tus_options = {"backoff_s": 0.0, "max_retries": 1}
-    yield store
-    store.close()
-
-
 def result_files(folder: Path, tag: str) -> dict[str, Path]:
     folder.mkdir(exist_ok=True)
     files = {}
@@ -306,12 +297,53 @@ def test_a_full_disk_while_publishing_locally_leaves_no_results(
     )
 
 
+# The studio app: down for longer than every retry, and a manifest written twice.
+
+
+def test_an_app_refusing_connections_for_hours_gets_the_callback_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    with CallbackServer(secret=SECRET) as gone:  # the app's address, then nothing listens
+        port = gone.port
+    callbacks = StudioCallbacks(
+        secret=SECRET, allowed_hosts=["127.0.0.1"], outbox_dir=str(tmp_path / "outbox")
+    )
+    error = FailureReason("frames", "disk_full", "the disk is full", "free space")
+    url = f"http://127.0.0.1:{port}/cb"
+    assert not callbacks.failed(production_id="p1", run_id="r1", error=error, url=url)
+    start = time.time()
+    for hours in range(1, 7):  # six outbox ticks over six hours, each refused: all retries
+        assert callbacks.flush_outbox(now=start + hours * 3600)["kept"] == 1
+    with CallbackServer(secret=SECRET, port=port) as back:
+        assert callbacks.flush_outbox(now=start + 12 * 3600)["delivered"] == 1
+        assert callbacks.flush_outbox(now=start + 13 * 3600)["delivered"] == 0
+        (received,) = back.wait_for(1)
+    assert received.signed_validly  # signed when sent, inside the app's replay window
+    assert received.json["status"] == "failed" and received.json["error"]["code"] == "disk_full"
+    assert list((tmp_path / "outbox").glob("*.json")) == []
+
+
+def test_the_same_manifest_written_twice_quickly_is_one_run(tmp_path: Path) -> None:
+    """Written twice between two ticks: one run. Written again after a run started, it is a
+    new run (writing it again is how the app retries); the older run then cannot publish
+    (`test_pipeline_a_new_manifest_mid_run_is_not_published_over`)."""
+    root = tmp_path / "store"
+    add_videos(root, "twice")
+    with CallbackServer() as server, dg.instance_for_test() as instance:
+        write_manifest(root, "twice", {"preset": "smoke"}, age_s=2)
+        write_manifest(root, "twice", {"preset": "smoke"}, age_s=1)  # again, before a tick
+        first = upload_tick(instance, root, server, None)
+        again = upload_tick(instance, root, server, first.cursor)
+        write_manifest(root, "twice", {"preset": "smoke"})  # after the run was requested
+        later = upload_tick(instance, root, server, again.cursor)
+    assert [r.partition_key for r in first.run_requests] == ["twice"]
+    assert again.run_requests == []
+    assert [r.partition_key for r in later.run_requests] == ["twice"]
+    assert later.run_requests[0].run_key != first.run_requests[0].run_key
+
+
 # The pipeline: real assets on the smoke preset, one production on the fake Supabase, the
 # `failed` callback as the run-status sensor sends it to a real callback server.
-
-PRODUCTION = "faulty"
-SECRET = "faults-secret"
-
 
 @dataclass
 class Service:

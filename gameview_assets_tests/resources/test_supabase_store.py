@@ -6,7 +6,6 @@ the size limit, InvalidKey, and resumable (TUS) uploads."""
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,12 +18,6 @@ from gameview_assets.resources.storage import SupabaseStoreResource
 from gameview_assets.resources.store import list_manifests
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStorage]:
-    with FakeStorage() as fake:
-        yield fake
 
 
 @pytest.fixture
