@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from gameview_assets.assets import all_assets
+from gameview_assets.cli import prepare_dagster_home
 from gameview_assets.core.errors import CaptureError, FailureReason, disk_full
 from gameview_assets.core.production import ProductionKeys
 from gameview_assets.core.train import checkpoint as checkpoint_module
@@ -31,7 +32,7 @@ from gameview_assets.core.train import trainer as trainer_module
 from gameview_assets.core.train.checkpoint import CHECKPOINT_FILE, checkpoints_in
 from gameview_assets.core.train.trainer import TrainConfig, train_splat
 from gameview_assets.core.video import FrameSelection, extract_frames
-from gameview_assets.jobs import PROCESS_JOB_NAME, process_production_job
+from gameview_assets.jobs import PARTITION_TAG, PROCESS_JOB_NAME, process_production_job
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.local_store import LocalStore
@@ -43,6 +44,7 @@ from gameview_assets.sensors.callback_sensors import (
     production_completed_sensor,
     production_failed_sensor,
 )
+from gameview_assets.settings import Settings
 from gameview_assets_tests.callback_server import CallbackServer
 from gameview_assets_tests.conftest import make_test_video
 from gameview_assets_tests.core.test_train import make_scene
@@ -340,6 +342,17 @@ def test_the_same_manifest_written_twice_quickly_is_one_run(tmp_path: Path) -> N
     assert again.run_requests == []
     assert [r.partition_key for r in later.run_requests] == ["twice"]
     assert later.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_runs_of_one_production_queue_one_after_another(tmp_path: Path) -> None:
+    """The instance runs one run per production at a time: the newer manifest's run waits
+    for the older run (which cannot publish), so they never share a work directory."""
+    home = prepare_dagster_home(Settings.from_env({"DAGSTER_HOME": str(tmp_path / "home")}))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
+        limits
+    )
 
 
 # The pipeline: real assets on the smoke preset, one production on the fake Supabase, the
