@@ -188,6 +188,50 @@ def test_a_full_disk_during_frame_extraction_leaves_no_frame(
 # Publishing: atomic as the app sees it.
 
 
+def drops(method: str, times: int) -> Callable[[str, str], str | None]:
+    """Drop the connection of the next `times` requests with `method`."""
+    left = {"n": times}
+
+    def decide(request_method: str, path: str) -> str | None:
+        if request_method != method or left["n"] == 0:
+            return None
+        left["n"] -= 1
+        return "drop"
+
+    return decide
+
+
+def test_a_download_cut_off_resumes_from_the_bytes_that_arrived(
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 4000
+    fake.put("p1/videos/a.mp4", data, "video/mp4")
+    supabase.retry_backoff_s = 0.0
+    fake.fault = drops("GET", 2)  # each sends half of what was asked, then drops
+
+    supabase.download("p1/videos/a.mp4", tmp_path / "a.mp4")
+
+    assert (tmp_path / "a.mp4").read_bytes() == data
+    half, quarter = len(data) // 2, len(data) // 4
+    assert [c[2]["range"] for c in fake.calls_to("outage")] == [None, f"bytes={half}-"]
+    assert [c[2]["range"] for c in fake.calls_to("object")] == [f"bytes={half + quarter}-"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+
+
+def test_a_download_cut_off_every_time_fails_clearly_and_leaves_no_partial_file(
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
+) -> None:
+    fake.put("p1/videos/a.mp4", b"v" * 100_000, "video/mp4")
+    supabase.retry_backoff_s = 0.0
+    fake.fault = drops("GET", 100)
+    with pytest.raises(StorageUnavailableError, match="failed 4 times in a row"):
+        supabase.download("p1/videos/a.mp4", tmp_path / "a.mp4")
+    assert list(tmp_path.iterdir()) == []
+    fake.fault = lambda method, path: None
+    supabase.download("p1/videos/a.mp4", tmp_path / "a.mp4")  # storage is back
+    assert (tmp_path / "a.mp4").stat().st_size == 100_000
+
+
 def result_files(folder: Path, tag: str) -> dict[str, Path]:
     folder.mkdir(exist_ok=True)
     files = {}

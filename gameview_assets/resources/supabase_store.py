@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 from gameview_assets.core.production import (
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 1000
 MANIFEST_CHECK_WORKERS = 8
-CHUNK_BYTES = 1 << 20
 RESUMABLE_THRESHOLD = 6 * 1024 * 1024
 """Above this, uploads use the resumable (TUS) endpoint, as Supabase recommends."""
+DOWNLOAD_RETRIES = 3
 LAST_RESULT = RESULT_FILES["bundle"]
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]+$")
 """The characters Supabase Storage accepts in a key (its `isValidKey`); others get InvalidKey."""
@@ -75,6 +76,8 @@ class SupabaseStore:
         self._bucket: SyncBucketProxy = client.storage.from_(bucket)
         self._bucket_limit: tuple[int | None] | None = None
         self.resumable_threshold = RESUMABLE_THRESHOLD
+        self.download_retries = DOWNLOAD_RETRIES
+        self.retry_backoff_s = 0.5
         self.tus_options: dict[str, Any] = {}
 
     def describe(self) -> str:
@@ -206,24 +209,50 @@ class SupabaseStore:
         return response.content.decode("utf-8")
 
     def download(self, key: str, dest: Path) -> None:
+        """Stream the object to `dest` (renamed into place when whole). A connection dropped
+        mid-transfer resumes from the bytes already written (`Range`), `download_retries`
+        times in a row at most, waiting `retry_backoff_s`, doubled each time."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
         url = self._object_url(key)
         try:
-            with (
-                self._mapped_errors(key),
-                self._http.stream("GET", url, headers=self._auth) as response,
-            ):
-                if not response.is_success:
-                    response.read()
-                    self._check(response, key)
-                with partial.open("wb") as out:
-                    for chunk in response.iter_bytes(CHUNK_BYTES):
-                        out.write(chunk)
+            with partial.open("wb") as out:
+                failures = 0
+                while not self._download_into(out, url, key):
+                    failures += 1
+                    if failures > self.download_retries:
+                        raise StorageUnavailableError(
+                            self._where(key),
+                            f"the connection failed {failures} times in a row "
+                            f"({out.tell():,} bytes had arrived)",
+                        )
+                    time.sleep(self.retry_backoff_s * 2 ** (failures - 1))
             os.replace(partial, dest)
         finally:
             partial.unlink(missing_ok=True)
+
+    def _download_into(self, out: BinaryIO, url: str, key: str) -> bool:
+        """Append the rest of the object to `out`; False when the connection failed (the
+        bytes that arrived are kept), so the caller can go on from there."""
+        import httpx
+
+        offset = out.tell()
+        headers = {**self._auth, **({"Range": f"bytes={offset}-"} if offset else {})}
+        try:
+            with self._http.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    self._check(response, key)
+                if offset and response.status_code != 206:  # the whole object came back
+                    out.seek(0)
+                    out.truncate()
+                for chunk in response.iter_bytes():  # as they arrive: none lost if cut off
+                    out.write(chunk)
+        except httpx.TransportError:
+            out.flush()
+            return False
+        return True
 
     def bucket_size_limit(self) -> int | None:
         """The bucket's own file size limit in bytes; None when it has none (only the

@@ -21,8 +21,9 @@ behind a `/storage/v1` gateway) was seen to behave:
   `isUpsert: false`) and a missing source (the not-found answer); `DELETE /object/<bucket>`
   (`{prefixes}`) deletes those exact names at once and answers the objects it deleted.
 
+Downloads honour `Range: bytes=<start>-` (206 Partial Content), as the server does.
 Outages: `fault` decides, per request, to answer normally (None), with a gateway's 503
-(`"503"`) or by dropping the connection (`"drop"`: a GET sends half the object first).
+(`"503"`) or by dropping the connection (`"drop"`: a GET sends half of what it asked first).
 
 Objects live in files under a temporary folder, so large bodies never sit in memory.
 """
@@ -250,21 +251,32 @@ class FakeStorage:
                         remaining -= len(chunk)
                 return copied
 
-            def stream_file(self, obj: StoredObject) -> None:
-                self.send_response(200)
+            def stream_file(self, obj: StoredObject, cut_off: bool = False) -> None:
+                """The object, or from `Range: bytes=<start>-` on (206); `cut_off` sends half
+                of it and stops, as a dropped connection does."""
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+                start = min(int(match[1]), obj.size) if match else 0
+                self.send_response(206 if match else 200)
                 self.send_header("Content-Type", obj.content_type)
-                self.send_header("Content-Length", str(obj.size))
+                self.send_header("Content-Length", str(obj.size - start))
+                if match:
+                    self.send_header("Content-Range", f"bytes {start}-{obj.size - 1}/{obj.size}")
                 self.end_headers()
+                remaining = (obj.size - start) // 2 if cut_off else obj.size - start
                 with obj.path.open("rb") as f:
-                    while chunk := f.read(IO_CHUNK):
+                    f.seek(start)
+                    while remaining > 0 and (chunk := f.read(min(IO_CHUNK, remaining))):
                         self.wfile.write(chunk)
+                        remaining -= len(chunk)
+                self.wfile.flush()
 
             def outage(self) -> bool:
                 """Serve the fault `fake.fault` names for this request, if any."""
                 fault = fake.fault(self.command, urlsplit(self.path).path)
                 if fault is None:
                     return False
-                fake.calls.append((self.command, "outage", {"fault": fault, "path": self.path}))
+                asked = {"fault": fault, "path": self.path, "range": self.headers.get("Range")}
+                fake.calls.append((self.command, "outage", asked))
                 if fault == "503":
                     self.discard_body()
                     self.reply_json(503, {"message": "Service Unavailable"})
@@ -272,13 +284,7 @@ class FakeStorage:
                 key = unquote(urlsplit(self.path).path).rpartition(f"/{BUCKET}/")[2]
                 obj = fake.objects.get(key)
                 if self.command == "GET" and obj is not None:
-                    self.send_response(200)
-                    self.send_header("Content-Type", obj.content_type)
-                    self.send_header("Content-Length", str(obj.size))
-                    self.end_headers()
-                    with obj.path.open("rb") as f:
-                        self.wfile.write(f.read(obj.size // 2))
-                    self.wfile.flush()
+                    self.stream_file(obj, cut_off=True)
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return True
@@ -358,7 +364,8 @@ class FakeStorage:
                     if bucket != BUCKET:
                         return self.error(400, "404", "Bucket not found", "Bucket not found")
                     return self.reply_json(200, fake.bucket_info())
-                fake.calls.append(("GET", route or "object", {"key": key}))
+                fake.calls.append(("GET", route or "object",
+                                   {"key": key, "range": self.headers.get("Range")}))  # fmt: skip
                 obj = fake.objects.get(key) if bucket == BUCKET else None
                 if obj is None:
                     return self.not_found()
