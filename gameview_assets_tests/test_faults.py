@@ -515,13 +515,19 @@ def test_pipeline_disk_full_during_frames_fails_clearly_then_runs_again(
 def test_pipeline_disk_full_during_training_fails_clearly_then_runs_again(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checkpoint_module.torch, "save", half_then_full(torch.save, after=0))
+    # The checkpoint at step 100 of 150 is written; the disk is full by the trained splats.
+    monkeypatch.setattr(checkpoint_module.torch, "save", half_then_full(torch.save, after=1))
     result = service.run("splat")
     monkeypatch.undo()
     body = service.callback(result)
-    assert_failed(body["error"], "splat", "disk_full", "ran out of disk space", "free space")
+    assert_failed(body["error"], "splat", "disk_full", "ran out of disk space", "splats.pt",
+                  "free space")  # fmt: skip
     assert [p.name for p in (service.workdir / "splat").rglob("*.tmp")] == []
-    assert service.run("splat").success
+    assert not (service.workdir / "splat" / "splats.pt").exists()
+    again = service.run("splat")
+    assert again.success  # and nothing trained is lost: it resumes from the checkpoint
+    metadata = again.asset_materializations_for_node("splat")[0].metadata
+    assert metadata["resumed_from_step"].value == 100
 
 
 def test_pipeline_storage_down_during_upload_publishes_nothing_then_runs_again(
