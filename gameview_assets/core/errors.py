@@ -9,7 +9,9 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class CaptureError(Exception):
-    """Bad input: `code` is machine-readable, `message` names the file, `hint` says what to do."""
+    """An error a person must act on, carried to the app as-is: bad input, or a fault of the
+    service (a full disk, storage down). `code` is machine-readable, `message` names the file,
+    `hint` says what to do and whose move it is."""
 
     def __init__(self, code: str, message: str, hint: str) -> None:
         super().__init__(message)
