@@ -255,12 +255,13 @@ def after_calls(route: str, count: int, fault: str) -> Callable[[str, str], str 
 
 
 UPLOAD = f"POST /storage/v1/object/{BUCKET}/p1/"
-STORAGE_FAULTS = [
-    pytest.param(UPLOAD, 2, "503", id="503-while-uploading"),
-    pytest.param(UPLOAD, 1, "drop", id="dropped-while-uploading"),
-    pytest.param("POST /storage/v1/object/move", 2, "503", id="503-while-moving-in"),
-    pytest.param("POST /storage/v1/object/move", 3, "drop", id="dropped-while-moving-in"),
-    pytest.param("DELETE", 0, "drop", id="dropped-removing-the-old-set"),
+MOVE = "POST /storage/v1/object/move"
+PUBLISH_FAULTS = [  # route, requests served before it, fault, a previous set?, what stays
+    pytest.param(UPLOAD, 2, "503", False, "nothing", id="503-uploading-the-first-set"),
+    pytest.param(UPLOAD, 1, "drop", True, "previous", id="dropped-uploading-a-new-set"),
+    pytest.param(MOVE, 2, "503", False, "nothing", id="503-moving-in-the-first-set"),
+    pytest.param(MOVE, 3, "drop", True, "nothing", id="dropped-moving-in-a-new-set"),
+    pytest.param("DELETE", 0, "drop", True, "previous", id="dropped-removing-the-old-set"),
 ]
 
 
@@ -268,47 +269,25 @@ def results_in(fake: FakeStorage) -> dict[str, bytes]:
     return {k: obj.data for k, obj in fake.objects.items() if k.startswith("p1/results/")}
 
 
-@pytest.mark.parametrize("previous", [False, True], ids=["first", "again"])
-@pytest.mark.parametrize(("route", "count", "fault"), STORAGE_FAULTS)
-def test_storage_down_while_publishing_leaves_no_results_the_app_could_take_as_new(
+@pytest.mark.parametrize(("route", "count", "fault", "previous", "stays"), PUBLISH_FAULTS)
+def test_storage_down_while_publishing_leaves_the_previous_set_or_nothing(
     fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path, route: str, count: int,
-    fault: str, previous: bool,
+    fault: str, previous: bool, stays: str,
 ) -> None:  # fmt: skip
     if previous:
         supabase.publish_results("p1", result_files(tmp_path / "old", "old"))
     before = results_in(fake)
     fake.fault = after_calls(route, count, fault)
-    try:
+    with pytest.raises(StorageUnavailableError) as caught:
         supabase.publish_results("p1", result_files(tmp_path / "new", "new"))
-    except StorageUnavailableError as exc:
-        assert exc.code == "storage_unavailable" and "did not answer" in exc.message
-    else:  # the fault's route was never reached (no old set to remove)
-        assert route == "DELETE" and not previous
+    assert caught.value.code == "storage_unavailable" and "did not answer" in caught.value.message
     fake.fault = lambda method, path: None
-    after = results_in(fake)
-    new_bundle = after.get("p1/results/bundle.json") == b"new bundle.json"
-    # Either the previous complete set, untouched, or nothing the app could take as complete,
-    # or (only where the fault never struck) the new complete set.
-    assert after == before or "p1/results/bundle.json" not in after or new_bundle
-    if new_bundle:
-        assert sorted(after) == sorted(f"p1/results/{n}" for n in result_files(tmp_path, "x"))
+    # Never a mix, never a bundle.json beside files of another set: the previous complete
+    # set untouched, or no results at all.
+    assert results_in(fake) == (before if stays == "previous" else {})
 
     keys = supabase.publish_results("p1", result_files(tmp_path / "new", "new"))  # back
-    assert results_in(fake) == {
-        key: f"new {name}".encode() for name, key in keys.items()
-    }
-
-
-def test_storage_down_while_staging_keeps_the_previous_complete_set(
-    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
-) -> None:
-    supabase.publish_results("p1", result_files(tmp_path / "old", "old"))
-    before = {key: obj.data for key, obj in fake.objects.items()}
-    fake.fault = after_calls(UPLOAD, 1, "503")
-    with pytest.raises(StorageUnavailableError):
-        supabase.publish_results("p1", result_files(tmp_path / "new", "new"))
-    fake.fault = lambda method, path: None
-    assert {key: obj.data for key, obj in fake.objects.items()} == before
+    assert results_in(fake) == {key: f"new {name}".encode() for name, key in keys.items()}
 
 
 @pytest.mark.parametrize("kind", ["local", "supabase"])
@@ -323,8 +302,10 @@ def test_a_manifest_changed_before_the_commit_publishes_nothing(
     with pytest.raises(SupersededError):
         store.publish_results("p1", result_files(tmp_path / "new", "new"), superseded)
     assert not store.exists(ProductionKeys("p1").result("bundle.json"))
-    leftovers = fake.objects if kind == "supabase" else list((tmp_path / "store").rglob("*"))
-    assert list(leftovers) == [] or leftovers == [tmp_path / "store" / "p1"]
+    if kind == "supabase":
+        assert fake.objects == {}  # nothing staged is left either
+    else:
+        assert list((tmp_path / "store" / "p1").iterdir()) == []
 
 
 def test_a_full_disk_while_publishing_locally_leaves_no_results(
@@ -431,8 +412,8 @@ class Service:
             resources=self.defs.resources,
         ) as context:
             sensor(context)
-        final = [r for r in self.server.wait_for(start + 1)[start:] if "status" in r.json]
-        (outcome,) = [r for r in final if r.json["status"] != "processing"]
+        sent = self.server.wait_for(start + 1)[start:]
+        (outcome,) = [r for r in sent if r.json["status"] != "processing"]
         assert outcome.signed_validly and outcome.json["run_id"] == result.run_id
         return outcome.json
 
@@ -494,6 +475,7 @@ def test_pipeline_storage_down_during_download_fails_clearly_then_runs_again(
     assert_failed(body["error"], "source_videos", "storage_unavailable",
                   "faulty/videos/orbit.mp4", "service's fault", "retry")  # fmt: skip
     assert not list((service.workdir / "videos").glob("*"))  # no half-downloaded video
+    assert service.results() == []
     assert service.run("source_videos", "frames", "sparse_model").success
 
 
@@ -509,6 +491,7 @@ def test_pipeline_disk_full_during_frames_fails_clearly_then_runs_again(
     assert_failed(body["error"], "frames", "disk_full", "ran out of disk space", "free space")
     assert not (service.workdir / "frames.json").exists()
     assert list((service.workdir / "frames").iterdir()) == []
+    assert service.results() == []
     assert service.run("frames").success
 
 
@@ -524,6 +507,7 @@ def test_pipeline_disk_full_during_training_fails_clearly_then_runs_again(
                   "free space")  # fmt: skip
     assert [p.name for p in (service.workdir / "splat").rglob("*.tmp")] == []
     assert not (service.workdir / "splat" / "splats.pt").exists()
+    assert service.results() == []
     again = service.run("splat")
     assert again.success  # and nothing trained is lost: it resumes from the checkpoint
     metadata = again.asset_materializations_for_node("splat")[0].metadata
