@@ -40,6 +40,7 @@ from gameview_assets.resources.storage import SupabaseStoreResource, WorkdirReso
 from gameview_assets.resources.store import StorageUnavailableError, SupersededError
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.resources.web_budget import WebBudgetResource
+from gameview_assets.run_outcome import failure_of_run
 from gameview_assets.sensors.callback_sensors import (
     production_completed_sensor,
     production_failed_sensor,
@@ -163,6 +164,20 @@ def test_a_full_disk_writing_a_checkpoint_leaves_no_partial_file(
     assert list(checkpoints_in(tmp_path).iterdir()) == []
     monkeypatch.undo()  # space freed: it trains again
     assert train_splat(make_scene(n_views=4), TINY, tmp_path).steps == 20
+
+
+@dg.asset
+def exports() -> None:
+    """A stage writing outside `failures_reported`, as COLMAP and the exports do."""
+    raise OSError(errno.ENOSPC, "No space left on device", "/work/p1/bundle/scene.ply")
+
+
+def test_a_full_disk_anywhere_in_a_stage_is_disk_full_not_an_internal_error() -> None:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([exports], instance=instance, raise_on_error=False)
+        reason = failure_of_run(instance, result.run_id)
+    assert (reason.stage, reason.code) == ("exports", "disk_full")
+    assert "free space" in reason.hint
 
 
 # Frames: a full disk while extracting.
