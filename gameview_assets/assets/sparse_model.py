@@ -10,6 +10,7 @@ from gameview_assets.assets.frames import frames
 from gameview_assets.assets.metadata import image_markdown, table
 from gameview_assets.assets.progress import StageReporter
 from gameview_assets.core.errors import FailureReason
+from gameview_assets.k8s import SPARSE_MODEL_OP_TAGS
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -28,6 +29,7 @@ REGISTRATION_CHECK = "enough_frames_registered"
     group_name="production",
     deps=[frames],
     kinds={"colmap"},
+    op_tags=SPARSE_MODEL_OP_TAGS,
     check_specs=[gate_spec(REGISTRATION_CHECK, STAGE)],
 )
 def sparse_model(

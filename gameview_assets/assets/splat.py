@@ -10,6 +10,7 @@ from gameview_assets.assets.progress import StageReporter
 from gameview_assets.assets.sparse_model import sparse_model
 from gameview_assets.core.errors import FailureReason
 from gameview_assets.core.records import TrainingSummary
+from gameview_assets.k8s import SPLAT_OP_TAGS
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -32,6 +33,7 @@ class SplatConfig(dg.Config):
     deps=[sparse_model],
     kinds={"pytorch"},
     pool="gpu",
+    op_tags=SPLAT_OP_TAGS,
     check_specs=[gate_spec(PSNR_CHECK, STAGE)],
 )
 def splat(
