@@ -120,3 +120,67 @@ def test_the_run_pods_resources_are_valid(values):
         "spec": {"containers": [{"name": "dagster", "image": "run", "resources": resources}]},
     }
     validate(pod)
+
+
+def fields(names: str) -> set[str]:
+    return set(names.split())
+
+
+CHART_KEYS: dict[tuple[str | int, ...], set[str]] = {
+    # The fields of the chart's values schema (helm/dagster/schema/schema/charts/ in the Dagster
+    # repository, from which its values.schema.json is generated), for every section we set.
+    (): fields(
+        """dagsterWebserver dagster-user-deployments postgresql generatePostgresqlPasswordSecret
+        generateCeleryConfigSecret rabbitmq redis flower ingress imagePullSecrets
+        computeLogManager scheduler runLauncher pythonLogs dagsterDaemon busybox migrate
+        telemetry serviceAccount global retention additionalInstanceConfig"""
+    ),
+    ("global",): fields(
+        "postgresqlSecretName dagsterHome serviceAccountName celeryConfigSecretName"
+    ),
+    # existingSecret: the bundled PostgreSQL subchart's own value.
+    ("postgresql",): fields(
+        """image enabled postgresqlHost postgresqlUsername postgresqlPassword postgresqlDatabase
+        postgresqlParams postgresqlScheme service existingSecret"""
+    ),
+    ("dagster-user-deployments",): fields("enabled enableSubchart imagePullSecrets deployments"),
+    ("dagster-user-deployments", "deployments", 0): fields(
+        """name image dagsterApiGrpcArgs codeServerArgs includeConfigInLaunchedRuns port env
+        envConfigMaps envSecrets annotations nodeSelector affinity tolerations podSecurityContext
+        securityContext resources livenessProbe readinessProbe startupProbe labels volumeMounts
+        volumes schedulerName"""
+    ),
+    ("runLauncher",): fields("type config"),
+    ("runLauncher", "config", "k8sRunLauncher"): fields(
+        """image imagePullPolicy jobNamespace loadInclusterConfig kubeconfigFile envConfigMaps
+        envSecrets envVars volumeMounts volumes labels failPodOnRunFailure resources
+        schedulerName securityContext runK8sConfig"""
+    ),
+    ("dagsterDaemon",): fields(
+        """enabled image runCoordinator heartbeatTolerance env envConfigMaps envSecrets
+        deploymentLabels labels nodeSelector affinity tolerations podSecurityContext
+        securityContext resources checkDbReadyInitContainer livenessProbe readinessProbe
+        startupProbe annotations runMonitoring runRetries sensors schedules backfills
+        schedulerName logFormat volumeMounts volumes initContainerResources extraContainers
+        extraPrependedInitContainers"""
+    ),
+    ("dagsterDaemon", "runCoordinator"): fields("enabled type config"),
+    ("dagsterDaemon", "runCoordinator", "config", "queuedRunCoordinator"): fields(
+        """maxConcurrentRuns tagConcurrencyLimits dequeueIntervalSeconds dequeueNumWorkers
+        dequeueUseThreads blockOpConcurrencyLimitedRuns"""
+    ),
+    # Free-form in the schema: the keys templates/configmap-instance.yaml renders.
+    ("dagsterDaemon", "runMonitoring"): fields(
+        """enabled startTimeoutSeconds cancelTimeoutSeconds maxResumeRunAttempts
+        pollIntervalSeconds freeSlotsAfterRunEndSeconds"""
+    ),
+    ("dagsterDaemon", "runRetries"): fields("enabled maxRetries retryOnAssetOrOpFailure"),
+}
+
+
+@pytest.mark.parametrize("path", list(CHART_KEYS), ids=lambda path: ".".join(map(str, path)))
+def test_values_use_only_keys_the_chart_knows(values, path):
+    section: Any = values
+    for step in path:
+        section = section[step]
+    assert set(section) <= CHART_KEYS[path], set(section) - CHART_KEYS[path]
