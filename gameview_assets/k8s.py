@@ -19,7 +19,7 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 """dagster-k8s's op tag for raw pod/container config (public name, spelled once here)."""
 GPU_RESOURCE = "nvidia.com/gpu"
 """The NVIDIA device plugin's resource; GPU nodes are commonly tainted with it (NoSchedule)."""
-WORKDIR_VOLUME = "gameview-work"
+WORKDIR_VOLUME = "gameview-work"  # the volume's name inside each step pod
 
 
 def _pod_config(
