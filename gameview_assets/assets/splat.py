@@ -83,6 +83,7 @@ def splat(
         records=[paths.poses.path],
         outputs=[paths.splats_file, paths.training.path],
     )
+    # An attempt cut short left no done record, only its checkpoints: train_splat resumes.
     cached = reuse_or_begin(work, paths, report)
     if cached is not None:
         return cached
