@@ -16,7 +16,12 @@ from gameview_assets.partitions import productions
 
 
 def stage_failure(reason: FailureReason) -> dg.Failure:
-    return dg.Failure(description=f"{reason.message}. {reason.hint}", metadata=reason.as_metadata())
+    """A failure about the input: a step's retry policy does not apply (see `retries`)."""
+    return dg.Failure(
+        description=f"{reason.message}. {reason.hint}",
+        metadata=reason.as_metadata(),
+        allow_retries=False,
+    )
 
 
 @contextmanager

@@ -84,6 +84,10 @@ class ProductionStore(Protocol):
         """The version of exactly `<id>/production.json` (never another production's, whatever
         the case); None without a manifest."""
 
+    def object_version(self, key: str) -> str | None:
+        """A token that changes whenever the object at exactly `key` changes; None without
+        one. A stage that downloads an object reuses its copy while this stays the same."""
+
     def read_text(self, key: str) -> str:
         """A small text object (the manifest). Every read raises `FileNotFoundError` for a
         missing object, whatever the server answers."""
