@@ -76,6 +76,7 @@ def half_then_full(write: Callable[..., Any], after: int) -> Callable[..., Any]:
 # Training: a corrupt checkpoint, out of memory, a full disk.
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, on the garbage
 @pytest.mark.parametrize(
     "corrupt",
     [

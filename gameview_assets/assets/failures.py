@@ -15,8 +15,14 @@ from gameview_assets.core.records import MissingRecordError
 from gameview_assets.partitions import productions
 
 
-def stage_failure(reason: FailureReason) -> dg.Failure:
-    return dg.Failure(description=f"{reason.message}. {reason.hint}", metadata=reason.as_metadata())
+def stage_failure(reason: FailureReason, allow_retries: bool = False) -> dg.Failure:
+    """A failure with its reason; a step's retry policy (see `retries`) applies only where
+    trying again can help (storage unavailable), never to bad input."""
+    return dg.Failure(
+        description=f"{reason.message}. {reason.hint}",
+        metadata=reason.as_metadata(),
+        allow_retries=allow_retries,
+    )
 
 
 @contextmanager
@@ -26,7 +32,7 @@ def failures_reported(stage: str) -> Iterator[None]:
     try:
         yield
     except CaptureError as exc:
-        raise stage_failure(FailureReason.of_capture(stage, exc)) from exc
+        raise stage_failure(FailureReason.of_capture(stage, exc), exc.retryable) from exc
     except InvalidProductionError as exc:
         reason = FailureReason(stage, "invalid_production", exc.message, exc.hint)
         raise stage_failure(reason) from exc

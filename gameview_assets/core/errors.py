@@ -13,6 +13,10 @@ class CaptureError(Exception):
     service (a full disk, storage down). `code` is machine-readable, `message` names the file,
     `hint` says what to do and whose move it is."""
 
+    retryable = False
+    """Whether the same step could succeed if tried again (storage back): a step's retry
+    policy applies then; bad input and a full disk are not retried."""
+
     def __init__(self, code: str, message: str, hint: str) -> None:
         super().__init__(message)
         self.code = code

@@ -41,8 +41,11 @@ class LocalStore:
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
             return None
+        return self.object_version(ProductionKeys(production_id).manifest)
+
+    def object_version(self, key: str) -> str | None:
         try:
-            stat = self._path(ProductionKeys(production_id).manifest).stat()
+            stat = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not S_ISREG(stat.st_mode):

@@ -61,7 +61,9 @@ class ResultTooLargeError(CaptureError):
 
 class StorageUnavailableError(CaptureError):
     """The store did not answer (connection refused or dropped, HTTP 5xx): the service's
-    fault, not the capture's; the run can go again once storage is back."""
+    fault, not the capture's; the step's retry policy tries again, as may the run later."""
+
+    retryable = True
 
     def __init__(self, where: str, detail: str) -> None:
         super().__init__(
@@ -125,6 +127,10 @@ class ProductionStore(Protocol):
     def manifest_version(self, production_id: str) -> str | None:
         """The version of exactly `<id>/production.json` (never another production's, whatever
         the case); None without a manifest."""
+
+    def object_version(self, key: str) -> str | None:
+        """A token that changes whenever the object at exactly `key` changes; None without
+        one. A stage that downloads an object reuses its copy while this stays the same."""
 
     def read_text(self, key: str) -> str:
         """A small text object (the manifest). Every read raises `FileNotFoundError` for a

@@ -162,7 +162,10 @@ class SupabaseStore:
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
             return None
-        headers = self._head(ProductionKeys(production_id).manifest)
+        return self.object_version(ProductionKeys(production_id).manifest)
+
+    def object_version(self, key: str) -> str | None:
+        headers = self._head(key)
         if headers is None:
             return None
         basis = "|".join(
