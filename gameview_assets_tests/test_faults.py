@@ -32,7 +32,12 @@ from gameview_assets.core.train import trainer as trainer_module
 from gameview_assets.core.train.checkpoint import CHECKPOINT_FILE, checkpoints_in
 from gameview_assets.core.train.trainer import TrainConfig, train_splat
 from gameview_assets.core.video import FrameSelection, extract_frames
-from gameview_assets.jobs import PARTITION_TAG, PROCESS_JOB_NAME, process_production_job
+from gameview_assets.jobs import (
+    FRESH_TAG,
+    PARTITION_TAG,
+    PROCESS_JOB_NAME,
+    process_production_job,
+)
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.local_store import LocalStore
@@ -204,12 +209,13 @@ def test_a_full_disk_during_frame_extraction_leaves_no_frame(
 # Publishing: atomic as the app sees it.
 
 
-def drops(method: str, times: int) -> Callable[[str, str], str | None]:
-    """Drop the connection of the next `times` requests with `method`."""
+def drops(method: str, times: int, suffix: str = "") -> Callable[[str, str], str | None]:
+    """Drop the connection of the next `times` requests with `method` (for a path ending in
+    `suffix`)."""
     left = {"n": times}
 
     def decide(request_method: str, path: str) -> str | None:
-        if request_method != method or left["n"] == 0:
+        if request_method != method or not path.endswith(suffix) or left["n"] == 0:
             return None
         left["n"] -= 1
         return "drop"
@@ -408,11 +414,18 @@ class Service:
     workdir: Path
 
     def run(self, *stages: str) -> dg.ExecuteInProcessResult:
+        """Materialize `stages`, redoing them (`fresh`): a reused stage would meet no fault."""
         return self.defs.resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
             instance=self.instance,
             partition_key=PRODUCTION,
-            asset_selection=[dg.AssetKey(stage) for stage in stages] or None,
+            asset_selection=[dg.AssetKey(stage) for stage in stages],
+            tags={FRESH_TAG: "true"},
             raise_on_error=False,
+        )
+
+    def retries(self, result: dg.ExecuteInProcessResult) -> int:
+        return [e.event_type for e in result.all_events].count(
+            dg.DagsterEventType.STEP_UP_FOR_RETRY
         )
 
     def callback(self, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -477,19 +490,29 @@ def assert_failed(error: dict[str, Any], stage: str, code: str, *words: str) -> 
     assert all(word in f"{error['message']} {error['hint']}" for word in words), error
 
 
-def test_pipeline_storage_down_during_download_fails_clearly_then_runs_again(
+def test_pipeline_storage_down_during_download_resumes_or_fails_clearly(
     service: Service,
 ) -> None:
-    def video_download(method: str, path: str) -> str | None:
-        return "drop" if method == "GET" and path.endswith("orbit.mp4") else None
+    def video_download(fault: str) -> Callable[[str, str], str | None]:
+        def decide(method: str, path: str) -> str | None:
+            return fault if method == "GET" and path.endswith("orbit.mp4") else None
 
-    service.fake.fault = video_download  # half the video arrives, then the connection drops
+        return decide
+
+    service.fake.fault = drops("GET", 2, "orbit.mp4")  # cut off twice: it goes on from there
+    result = service.run("source_videos")
+    assert result.success and service.retries(result) == 0
+    ranges = [c[2]["range"] for c in service.fake.calls_to("outage")]
+    assert ranges[0] is None and ranges[1].startswith("bytes=")
+
+    service.fake.fault = video_download("503")  # the gateway answers 503 for good
     result = service.run("source_videos")
     service.fake.fault = lambda method, path: None
+    assert service.retries(result) == 3  # the storage stages' retry policy, then it fails
     body = service.callback(result)
     assert body["status"] == "failed"
     assert_failed(body["error"], "source_videos", "storage_unavailable",
-                  "faulty/videos/orbit.mp4", "service's fault", "retry")  # fmt: skip
+                  "faulty/videos/orbit.mp4", "HTTP 503", "service's fault", "retry")  # fmt: skip
     assert not list((service.workdir / "videos").glob("*"))  # no half-downloaded video
     assert service.results() == []
     assert service.run("source_videos", "frames", "sparse_model").success
@@ -536,6 +559,7 @@ def test_pipeline_storage_down_during_upload_publishes_nothing_then_runs_again(
     service.fake.fault = after_calls(f"POST /storage/v1/object/{BUCKET}/{PRODUCTION}/", 3, "503")
     result = service.run("bundle")
     service.fake.fault = lambda method, path: None
+    assert service.retries(result) == 3
     body = service.callback(result)
     assert_failed(body["error"], "bundle", "storage_unavailable", "nothing was published")
     assert service.results() == []
