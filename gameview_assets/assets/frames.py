@@ -8,14 +8,12 @@ from gameview_assets.assets.failures import failures_reported
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
 from gameview_assets.assets.source_videos import source_videos
-from gameview_assets.core.errors import CaptureError
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import WorkdirResource
 
 STAGE = "frames"
-MIN_FRAMES = 3
 
 
 @dg.asset(
@@ -38,12 +36,6 @@ def frames(
         )
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
         extracted = extract_frames(videos, paths.fresh(paths.frames), selection, report)
-        if len(extracted) < MIN_FRAMES:
-            raise CaptureError(
-                "too_few_frames",
-                f"only {len(extracted)} usable frames came out of {len(videos)} video(s)",
-                "film for longer (10 s or more) while moving slowly around the subject",
-            )
     paths.extracted_frames.write(extracted)
     sheet = write_contact_sheet([paths.frames / f.name for f in extracted], paths.contact_sheet)
     report.finish(paths)

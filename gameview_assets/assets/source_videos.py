@@ -8,7 +8,11 @@ from gameview_assets.assets.progress import StageReporter
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
-from gameview_assets.resources.store import download_videos, resolve_production
+from gameview_assets.resources.store import (
+    download_videos,
+    require_videos,
+    resolve_production,
+)
 
 STAGE = "source_videos"
 
@@ -33,6 +37,7 @@ def source_videos(
         paths.timings.discard()
         run = resolve_production(store.store, context.partition_key, context.run.run_id)
         paths.run.write(run)
+        require_videos(run)
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
         infos = []
         for local in download_videos(store.store, run, paths.fresh(paths.videos)):
