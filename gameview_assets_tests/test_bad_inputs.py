@@ -492,11 +492,13 @@ def failed_callbacks(server: CallbackServer) -> list[Received]:
     return [r for r in server.received if r.json["status"] == "failed"]
 
 
-def assert_nothing_half_written(settings: Settings) -> None:
-    """No results, and no partial or hidden files, anywhere in the store or work folders."""
+def assert_nothing_half_written(settings: Settings, results: bool = False) -> None:
+    """No partial or hidden files anywhere in the store or work folders, and no results
+    unless the run published them."""
     stray = [
         p for p in settings.store_root.rglob("*")
-        if p.name in ("results",) or p.name.startswith(".") or p.name.endswith(".partial")
+        if (p.name == "results" and not results) or p.name.startswith(".")
+        or p.name.endswith(".partial")
     ]  # fmt: skip
     partial = [p for p in settings.workdir.rglob("*.partial")]
     assert stray == [] and partial == []
@@ -555,3 +557,72 @@ def test_bad_input_fails_clearly_and_runs_once_fixed(
         assert again.partition_key == drop.production_id
         assert svc.run(again, UP_TO_FRAMES).success
         assert len(failed_callbacks(server)) == (0 if target is redirecting else 1)
+
+
+@pytest.fixture(scope="module")
+def orbits(clips: Clips) -> dict[str, Path]:
+    """The synthetic orbit as a landscape camera and as a smaller phone whose pixels lie
+    sideways, with the display matrix that turns them back upright (as phones write it)."""
+    from gameview_assets.core.samples import render_orbit_video
+
+    landscape, small = clips.folder / "orbit.mp4", clips.folder / "orbit-small.mp4"
+    render_orbit_video(landscape)
+    render_orbit_video(small, size=(320, 240))
+    phone = clips.folder / "orbit-phone.mov"
+    ffmpeg("-i", str(small), "-vf", "transpose=clock", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(phone.with_suffix(".sideways.mp4")))  # fmt: skip
+    ffmpeg("-display_rotation", "90", "-i", str(phone.with_suffix(".sideways.mp4")),
+           "-c", "copy", str(phone))  # fmt: skip
+    return {"orbit.mp4": landscape, "orbit-phone.mov": phone}
+
+
+def fixed_with(*names: str) -> Callable[[Drop, dict[str, Path]], None]:
+    def fix(drop: Drop, orbits: dict[str, Path]) -> None:
+        drop.clear_videos()
+        for name in names:
+            (drop.store / drop.production_id / "videos").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(orbits[name], drop.store / drop.production_id / "videos" / name)
+        drop.manifest()
+
+    return fix
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("not-a-video", fixed_with("orbit.mp4")),
+        ("mixed-cameras-one-a-phone", fixed_with("orbit.mp4", "orbit-phone.mov")),
+    ],
+)
+def test_a_fixed_production_completes(
+    name: str, fix, service: tuple[Service, CallbackServer], clips: Clips, orbits
+) -> None:
+    """Refused, then fixed with a real capture (the synthetic orbit; in the second case filmed
+    by two cameras of different sizes, one a phone with rotation metadata): the run goes on to
+    `completed`."""
+    svc, server = service
+    with CallbackServer([302] * 50) as unused:
+        drop = Drop(svc.settings.store_root, name, server, clips, unused)
+        video("text.mp4")(drop)
+        (request,) = svc.tick()
+        assert not svc.run(request).success
+        fix(drop, orbits)
+        (again,) = svc.tick()
+        result = svc.run(again)
+        assert result.success
+
+    statuses = [r.json["status"] for r in server.received if r.json["status"] != "processing"]
+    assert statuses == ["failed", "completed"]
+    completed = server.received[-1].json
+    assert completed["run_id"] == result.run_id and completed["error"] is None
+    results = svc.settings.store_root / name / "results"
+    bundle = json.loads((results / "bundle.json").read_text())
+    assert {f["name"] for f in bundle["files"]} <= {p.name for p in results.iterdir()}
+    cameras = json.loads((results / "cameras.json").read_text())
+    # The phone's pixels lie sideways (portrait); upright, its frames are landscape like
+    # the other camera's, and they register with them.
+    videos = {c["img_name"].rsplit("_", 1)[0] for c in cameras}
+    assert videos == ({"orbit"} if name == "not-a-video" else {"orbit", "orbit-phone"})
+    assert all(c["width"] > c["height"] for c in cameras), cameras
+    assert_nothing_half_written(svc.settings, results=True)
