@@ -231,6 +231,21 @@ def test_a_slow_store_stops_the_tick_at_its_budget_and_the_next_goes_on(
     assert set(seen_of(second)) == {"a1", "a2", "a3", "a4", "a5"}
 
 
+def supabase_tick(
+    instance: DagsterInstance, fake: FakeStorage, server: CallbackServer
+) -> SensorResult:
+    with build_sensor_context(
+        instance=instance,
+        resources={
+            "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
+            "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
+        },
+    ) as context:
+        result = upload_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
 def test_the_sensor_on_supabase_pages_and_never_mixes_up_ids_by_case(
     instance: DagsterInstance, server: CallbackServer, monkeypatch
 ) -> None:
@@ -241,16 +256,8 @@ def test_the_sensor_on_supabase_pages_and_never_mixes_up_ids_by_case(
         for production_id in ("b1", "b2", "b3", "b4", "b5", "Alpha", "alpha", "Beta2"):
             fake.put(f"{production_id}/production.json", b'{"preset": "fast"}')
         fake.put("beta2/videos/a.mp4", b"v")  # beta2 has no manifest: Beta2's is not its
-        with build_sensor_context(
-            instance=instance,
-            resources={
-                "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
-                "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
-            },
-        ) as context:
-            result = upload_sensor(context)
+        result = supabase_tick(instance, fake, server)
 
-    assert isinstance(result, SensorResult)
     assert [r.partition_key for r in result.run_requests] == [
         "alpha", "b1", "b2", "b3", "b4", "b5"
     ]  # fmt: skip
@@ -347,16 +354,8 @@ def test_misnamed_folder_on_supabase_is_reported_and_its_lowercase_twin_runs(
         fake.put("Alpha/production.json", b'{"preset": "fast"}')
         fake.put("beta/videos/a.mp4", b"v")
         fake.put("beta/production.json", b'{"preset": "fast"}')
-        with build_sensor_context(
-            instance=instance,
-            resources={
-                "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
-                "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
-            },
-        ) as context:
-            result = upload_sensor(context)
+        result = supabase_tick(instance, fake, server)
 
-    assert isinstance(result, SensorResult)
     assert [r.partition_key for r in result.run_requests] == ["beta"]
     (report,) = server.wait_for(1)
     assert report.json["production_id"] == "Alpha"
