@@ -9,14 +9,12 @@ from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
 from gameview_assets.assets.reuse import finished, reuse_or_begin, stage_work
 from gameview_assets.assets.source_videos import source_videos
-from gameview_assets.core.errors import CaptureError
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import WorkdirResource
 
 STAGE = "frames"
-MIN_FRAMES = 3
 
 
 @dg.asset(
@@ -41,7 +39,7 @@ def frames(
         work = stage_work(
             context,
             paths,
-            {"selection": selection, "min_frames": MIN_FRAMES},
+            {"selection": selection},
             records=[paths.probed_videos.path],
             outputs=[paths.extracted_frames.path, paths.frames, paths.contact_sheet],
         )
@@ -50,12 +48,6 @@ def frames(
             return cached
         paths.extracted_frames.discard()  # no record may outlive the frames it lists
         extracted = extract_frames(videos, paths.fresh(paths.frames), selection, report)
-        if len(extracted) < MIN_FRAMES:
-            raise CaptureError(
-                "too_few_frames",
-                f"only {len(extracted)} usable frames came out of {len(videos)} video(s)",
-                "film for longer (10 s or more) while moving slowly around the subject",
-            )
     paths.extracted_frames.write(extracted)
     sheet = write_contact_sheet([paths.frames / f.name for f in extracted], paths.contact_sheet)
     report.finish(paths)

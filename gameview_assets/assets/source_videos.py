@@ -10,7 +10,11 @@ from gameview_assets.assets.reuse import finished, reuse_or_begin, stage_work
 from gameview_assets.partitions import productions
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
-from gameview_assets.resources.store import download_videos, resolve_production
+from gameview_assets.resources.store import (
+    download_videos,
+    require_videos,
+    resolve_production,
+)
 
 STAGE = "source_videos"
 
@@ -42,6 +46,7 @@ def source_videos(
         paths.timings.discard()
         run = resolve_production(bucket, context.partition_key, context.run.run_id)
         paths.run.write(run)
+        require_videos(run)
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
         versions = {key: bucket.object_version(key) for key in run.video_keys}
         work = stage_work(

@@ -14,6 +14,12 @@ MANIFEST_NAME = "production.json"
 VIDEOS_DIR = "videos"
 RESULTS_DIR = "results"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+MAX_MANIFEST_BYTES = 64 * 1024
+"""A manifest names a preset, a URL and at most `MAX_VIDEOS` keys: a few kB. Anything far
+larger is a mistake (or an attack) and is refused before it is parsed."""
+MAX_VIDEOS = 100
+"""Videos per production, at most: more is a mistaken upload (a folder of clips), and each
+costs a download, a probe and an FFmpeg pass before any frame is kept."""
 RESULT_FILES: dict[str, str] = {
     "ply": "scene.ply",
     "cameras": "cameras.json",
@@ -62,6 +68,22 @@ def validate_production_id(production_id: str) -> str:
     raise InvalidProductionError(f"production id {production_id!r} is not a safe slug", hint)
 
 
+def check_listed_video(key: str) -> None:
+    """A manifest's video key must name a video file directly in the production's videos/
+    folder: never `../`, an absolute path, another folder, or a file that is not a video."""
+    parts = key.split("/")
+    if len(parts) != 2 or parts[0] != VIDEOS_DIR or parts[1] in ("", ".", "..") or "\\" in key:
+        raise InvalidProductionError(
+            f"video key {key[:200]!r} is outside the production's videos/ folder",
+            'list keys relative to the production, e.g. "videos/a.mp4"',
+        )
+    if not parts[1].lower().endswith(VIDEO_SUFFIXES):
+        raise InvalidProductionError(
+            f"video key {key[:200]!r} does not name a video file",
+            f"list only videos ({', '.join(VIDEO_SUFFIXES)})",
+        )
+
+
 @dataclass(frozen=True)
 class Manifest:
     """`production.json`: which preset, where to call back, which videos (default: all)."""
@@ -72,6 +94,13 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, known_presets: tuple[str, ...]) -> Manifest:
+        size = len(text.encode("utf-8") if isinstance(text, str) else text)
+        if size > MAX_MANIFEST_BYTES:
+            raise InvalidProductionError(
+                f"{MANIFEST_NAME} is {size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} "
+                "a manifest may have",
+                'write only the preset, callback_url and videos, e.g. {"preset": "fast"}',
+            )
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -100,11 +129,11 @@ class Manifest:
                 "videos must be a list of storage keys", 'e.g. "videos": ["videos/a.mp4"]'
             )
         for key in videos:
-            if not key.startswith("videos/") or ".." in key.split("/"):
-                raise InvalidProductionError(
-                    f"video key {key!r} is outside the production's videos/ folder",
-                    'list keys relative to the production, e.g. "videos/a.mp4"',
-                )
+            check_listed_video(key)
+        if len(set(videos)) != len(videos):
+            raise InvalidProductionError(
+                f"{MANIFEST_NAME} lists a video more than once", "list each video once"
+            )
         return cls(preset=preset, callback_url=callback_url, videos=tuple(videos))
 
     def to_json(self) -> str:
@@ -114,6 +143,19 @@ class Manifest:
         if self.videos:
             data["videos"] = list(self.videos)
         return json.dumps(data, indent=2)
+
+
+def is_production_id(name: str) -> bool:
+    return bool(PRODUCTION_ID_PATTERN.fullmatch(name))
+
+
+def manifest_key(folder: str) -> str:
+    """`<folder>/production.json` for a top-level folder a listing returned, whether or not its
+    name is a valid id (a misnamed folder's manifest is read only to tell the app); never a key
+    outside the folder."""
+    if not folder or "/" in folder or "\\" in folder or folder in (".", ".."):
+        raise InvalidProductionError(f"{folder!r} is not a top-level folder name", "")
+    return f"{folder}/{MANIFEST_NAME}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +183,7 @@ class ProductionKeys:
 
     @property
     def manifest(self) -> str:
-        return f"{self.production_id}/{MANIFEST_NAME}"
+        return manifest_key(self.production_id)
 
     @property
     def videos(self) -> str:

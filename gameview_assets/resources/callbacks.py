@@ -34,6 +34,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SECRET_ENV = "GAMEVIEW_CALLBACK_SECRET"
 OUTBOX_RETRY_S = 30.0
 OUTBOX_RETRY_MAX_S = 600.0
+REFUSED_DIR = "refused"
 
 
 class StudioCallbacks(dg.ConfigurableResource):
@@ -74,13 +75,17 @@ class StudioCallbacks(dg.ConfigurableResource):
             outbox_dir=str(callback_outbox(settings.workdir)),
         )
 
+    def refusal(self, url: str) -> str | None:
+        """Why callbacks may not go to `url` (scheme, credentials, a host not allowed, such as
+        a private address), or None when they may."""
+        return refusal_reason(url, effective_allowed_hosts(self.allowed_hosts, self.default_url))
+
     def target(self, url: str | None) -> str | None:
         """Where a callback for `url` would go, or None if nowhere (unset or refused)."""
         target = url or self.default_url
         if not target:
             return None
-        allowed = effective_allowed_hosts(self.allowed_hosts, self.default_url)
-        reason = refusal_reason(target, allowed)
+        reason = self.refusal(target)
         if reason:
             dg.get_dagster_logger().warning(f"callback to {target} refused: {reason}")
             return None
@@ -145,6 +150,13 @@ class StudioCallbacks(dg.ConfigurableResource):
         outcome = self._attempt(target, payload, self.outbox_attempt_timeout_s)
         if outcome.retryable:
             self._keep(target, payload, outcome.problem, attempts=1)
+        elif not outcome.delivered:  # refused for good (4xx, a redirect not followed)
+            entry = OutboxEntry(target, dict(payload), 1, time.time(), outcome.problem)
+            entry.set_aside(Path(self.outbox_dir), _entry_name())
+            dg.get_dagster_logger().warning(
+                f"{_describe(payload, target)} refused ({outcome.problem}); set aside in the "
+                "outbox's refused/ folder"
+            )
         return outcome.delivered
 
     def _keep(self, url: str, payload: Mapping[str, Any], problem: str, attempts: int) -> None:
@@ -153,7 +165,7 @@ class StudioCallbacks(dg.ConfigurableResource):
         outbox.mkdir(parents=True, exist_ok=True)
         entry = OutboxEntry(url, dict(payload), attempts, time.time() + _outbox_delay(attempts),
                             problem)  # fmt: skip
-        entry.write(outbox / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json")
+        entry.write(outbox / _entry_name())
         dg.get_dagster_logger().warning(
             f"{_describe(payload, url)} kept in the outbox ({problem}); it will be sent later"
         )
@@ -189,9 +201,7 @@ class StudioCallbacks(dg.ConfigurableResource):
                 counts["kept"] += 1
             else:  # the app refused it for good (4xx): set aside with the reason
                 entry.last_problem = outcome.problem
-                refused = path.parent / "refused"
-                refused.mkdir(exist_ok=True)
-                entry.write(refused / path.name)
+                entry.set_aside(path.parent, path.name)
                 path.unlink()
                 counts["refused"] += 1
         return counts
@@ -271,6 +281,18 @@ class OutboxEntry:
         partial = path.with_name(f".{path.name}.partial")
         partial.write_text(json.dumps(asdict(self)), encoding="utf-8")
         os.replace(partial, path)
+
+    def set_aside(self, outbox: Path, name: str) -> None:
+        """Keep a callback the app refused for good under `refused/`, with the reason, for an
+        operator: it is never resent."""
+        refused = outbox / REFUSED_DIR
+        refused.mkdir(parents=True, exist_ok=True)
+        self.write(refused / name)
+
+
+def _entry_name() -> str:
+    """Outbox file names sort oldest first."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
 
 
 def _outbox_delay(attempts: int) -> float:

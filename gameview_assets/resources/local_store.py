@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from stat import S_ISREG
 
-from gameview_assets.core.production import PRODUCTION_ID_PATTERN, ProductionKeys
+from gameview_assets.core.production import InvalidProductionError, ProductionKeys, manifest_key
 
 
 class LocalStore:
@@ -27,21 +27,23 @@ class LocalStore:
             raise ValueError(f"storage key {key!r} is not a plain relative key")
         return self.root.joinpath(*parts)
 
-    def list_production_ids(self) -> list[str]:
+    def list_folders(self) -> list[str]:
+        """Folders, but not hidden ones (a `.partial` being written, the OS's own)."""
         if not self.root.is_dir():
             return []
         with os.scandir(self.root) as entries:
-            names = [e.name for e in entries if e.is_dir()]
-        return sorted(n for n in names if PRODUCTION_ID_PATTERN.fullmatch(n))
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
-    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-        for production_id in production_ids:
-            yield production_id, self.manifest_version(production_id)
+    def manifest_versions(self, folders: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        for folder in folders:
+            yield folder, self.manifest_version(folder)
 
-    def manifest_version(self, production_id: str) -> str | None:
-        if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
+    def manifest_version(self, folder: str) -> str | None:
+        try:
+            key = manifest_key(folder)
+        except InvalidProductionError:
             return None
-        return self.object_version(ProductionKeys(production_id).manifest)
+        return self.object_version(key)
 
     def object_version(self, key: str) -> str | None:
         try:

@@ -11,10 +11,12 @@ from typing import Protocol
 from gameview_assets.core.errors import CaptureError
 from gameview_assets.core.production import (
     MANIFEST_NAME,
+    MAX_VIDEOS,
     VIDEO_SUFFIXES,
     Manifest,
     ProductionKeys,
     ProductionRun,
+    is_production_id,
 )
 
 CONTENT_TYPES = {
@@ -117,15 +119,16 @@ class ProductionStore(Protocol):
     def describe(self) -> str:
         """Where results go, for people: a folder or `supabase://bucket`."""
 
-    def list_production_ids(self) -> list[str]:
-        """The ids of every top-level folder that can be a production, sorted; cheap (one
-        listing, paged), whether or not its manifest has arrived."""
+    def list_folders(self) -> list[str]:
+        """The names of the top-level folders, valid production ids or not, as listed; cheap
+        (one listing, paged), whether or not a manifest has arrived. See `production_ids`."""
 
-    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-        """`(id, manifest_version(id))` in the given order, lazily: a caller may stop early."""
+    def manifest_versions(self, folders: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """`(folder, manifest_version(folder))` in the given order, lazily: a caller may stop
+        early."""
 
-    def manifest_version(self, production_id: str) -> str | None:
-        """The version of exactly `<id>/production.json` (never another production's, whatever
+    def manifest_version(self, folder: str) -> str | None:
+        """The version of exactly `<folder>/production.json` (never another folder's, whatever
         the case); None without a manifest."""
 
     def object_version(self, key: str) -> str | None:
@@ -170,9 +173,20 @@ class ProductionStore(Protocol):
         """Release connections (a no-op for the local folder)."""
 
 
+def production_ids(folders: Iterable[str]) -> list[str]:
+    """The ids folders can stand for, sorted. Supabase lists names without regard to case,
+    so of `Alpha` and `alpha` it may list only `Alpha`: each name is tried lowercased."""
+    return sorted({name.lower() for name in folders if is_production_id(name.lower())})
+
+
+def misnamed_folders(folders: Iterable[str]) -> list[str]:
+    """Folders whose names cannot be production ids (upper case, accents, too long), sorted."""
+    return sorted(name for name in folders if not is_production_id(name))
+
+
 def list_manifests(store: ProductionStore) -> Iterator[ManifestRef]:
     """Every production whose `production.json` exists, from one listing of the store."""
-    for production_id, version in store.manifest_versions(store.list_production_ids()):
+    for production_id, version in store.manifest_versions(production_ids(store.list_folders())):
         if version is not None:
             yield ManifestRef(production_id, version)
 
@@ -181,8 +195,8 @@ def resolve_production(store: ProductionStore, production_id: str, run_id: str) 
     """Read the manifest once and resolve it for this run: preset, callback URL, version and
     the full keys of the videos to process (the manifest's list, else every video uploaded).
 
-    Raises `InvalidProductionError` for a bad id or manifest and `CaptureError` when there is
-    nothing to process.
+    Raises `InvalidProductionError` for a bad id or manifest; `require_videos` checks the
+    videos found, once the run's record (and so its callback URL) has been written.
     """
     from gameview_assets.presets import PRESET_NAMES
 
@@ -199,12 +213,6 @@ def resolve_production(store: ProductionStore, production_id: str, run_id: str) 
         video_keys = [keys.listed_video(key) for key in manifest.videos]
     else:
         video_keys = [key for key in store.list_files(keys.videos) if keys.is_video(key)]
-    if not video_keys:
-        raise CaptureError(
-            "no_videos",
-            f"production {production_id} has no videos under {keys.videos}/",
-            f"upload at least one video ({', '.join(VIDEO_SUFFIXES)}) before {MANIFEST_NAME}",
-        )
     return ProductionRun(
         production_id=production_id,
         run_id=run_id,
@@ -213,6 +221,25 @@ def resolve_production(store: ProductionStore, production_id: str, run_id: str) 
         manifest_version=version,
         video_keys=tuple(video_keys),
     )
+
+
+def require_videos(run: ProductionRun) -> None:
+    """Refuse a run with no videos, or more than `MAX_VIDEOS`."""
+    keys = ProductionKeys(run.production_id)
+    if not run.video_keys:
+        raise CaptureError(
+            "no_videos",
+            f"production {run.production_id} has no videos under {keys.videos}/",
+            f"upload at least one video ({', '.join(VIDEO_SUFFIXES)}) before {MANIFEST_NAME}",
+        )
+    if len(run.video_keys) > MAX_VIDEOS:
+        raise CaptureError(
+            "too_many_videos",
+            f"production {run.production_id} has {len(run.video_keys)} videos under "
+            f"{keys.videos}/, more than {MAX_VIDEOS}",
+            f"upload at most {MAX_VIDEOS} videos of one place or object, or list the ones "
+            f'to use in {MANIFEST_NAME} ("videos": [...])',
+        )
 
 
 def download_videos(store: ProductionStore, run: ProductionRun, dest: Path) -> Iterator[Path]:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 from gameview_assets.core.production import (
-    PRODUCTION_ID_PATTERN,
     RESULT_FILES,
+    InvalidProductionError,
     ProductionKeys,
+    manifest_key,
 )
 from gameview_assets.resources.store import (
     ResultTooLargeError,
@@ -146,23 +147,24 @@ class SupabaseStore:
                 return
             offset += len(page)
 
-    def list_production_ids(self) -> list[str]:
-        """Top-level folders that can be productions. Folders that differ only in case come
-        back as one (`Alpha` may stand for `alpha`), so each name is tried lowercased."""
-        ids = {
-            entry["name"].lower()
+    def list_folders(self) -> list[str]:
+        """Folders that differ only in case come back as one (`production_ids` tries each
+        name lowercased too)."""
+        return sorted(
+            entry["name"]
             for entry in self._list("")
             if entry.get("id") is None and isinstance(entry.get("name"), str)
-        }
-        return sorted(i for i in ids if PRODUCTION_ID_PATTERN.fullmatch(i))
+        )
 
-    def manifest_versions(self, production_ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-        return _map_in_batches(self.manifest_version, production_ids, MANIFEST_CHECK_WORKERS)
+    def manifest_versions(self, folders: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        return _map_in_batches(self.manifest_version, folders, MANIFEST_CHECK_WORKERS)
 
-    def manifest_version(self, production_id: str) -> str | None:
-        if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
+    def manifest_version(self, folder: str) -> str | None:
+        try:
+            key = manifest_key(folder)
+        except InvalidProductionError:
             return None
-        return self.object_version(ProductionKeys(production_id).manifest)
+        return self.object_version(key)
 
     def object_version(self, key: str) -> str | None:
         headers = self._head(key)

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from gameview_assets.core.errors import FailureReason
-from gameview_assets.core.production import InvalidProductionError, Manifest, ProductionKeys
+from gameview_assets.core.production import (
+    MANIFEST_NAME,
+    InvalidProductionError,
+    Manifest,
+    ProductionKeys,
+    manifest_key,
+    validate_production_id,
+)
 from gameview_assets.jobs import (
     MANIFEST_VERSION_TAG,
     PARTITION_TAG,
@@ -27,9 +34,16 @@ from gameview_assets.partitions import productions
 from gameview_assets.presets import PRESET_NAMES
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource
-from gameview_assets.resources.store import ManifestRef, ProductionStore
+from gameview_assets.resources.store import (
+    ManifestRef,
+    ProductionStore,
+    misnamed_folders,
+    production_ids,
+)
 
 INVALID_MANIFEST_CODE = "invalid_manifest"
+INVALID_ID_CODE = "invalid_production_id"
+REFUSED_URL_CODE = "callback_url_refused"
 MAX_RUNS_PER_TICK = 50
 """Runs requested (and invalid manifests reported) per tick, at most."""
 TICK_BUDGET_S = 20.0
@@ -72,13 +86,14 @@ def in_turn(ids: list[str], after: str) -> list[str]:
     return ids[start:] + ids[:start]
 
 
-def _callback_url_of(text: str) -> str | None:
-    """The callback URL of a manifest that failed validation, if it has a usable one."""
+def _report_url(callbacks: StudioCallbacks, text: str) -> str | None:
+    """Where to report a manifest that cannot run: its own callback URL if it has one that
+    may receive callbacks, else None (the default URL)."""
     try:
         url = json.loads(text).get("callback_url")
     except (ValueError, AttributeError):
         return None
-    return url if isinstance(url, str) else None
+    return url if isinstance(url, str) and callbacks.refusal(url) is None else None
 
 
 def has_run(instance: dg.DagsterInstance, ref: ManifestRef) -> bool:
@@ -102,25 +117,31 @@ def upload_sensor(
     The cursor holds only productions whose manifest exists (deleted ones drop out), and
     the run key `<id>:<version>` makes Dagster refuse a second run for the same manifest.
     A manifest that cannot be read is left out of the cursor so a later tick tries again;
-    an invalid one is recorded, so it is reported once, not every tick. Reports never wait:
-    a callback that cannot be delivered at once is kept in the outbox and sent later.
+    an invalid one (or one in a folder whose name cannot be an id) is recorded, so it is
+    reported once per version, not every tick. Reports never wait: a callback that cannot
+    be delivered at once is kept in the outbox and sent later.
     """
     bucket = store.store
     cursor = UploadCursor.parse(context.cursor)
-    ids = bucket.list_production_ids()
-    present = set(ids)
+    folders = bucket.list_folders()
+    misnamed = set(misnamed_folders(folders))
+    names = sorted({*production_ids(folders), *misnamed})
+    present = set(names)
     seen = {k: v for k, v in cursor.seen.items() if k in present}
     deadline = clock() + TICK_BUDGET_S
     run_requests: list[dg.RunRequest] = []
     handled = 0
     after = cursor.after
-    for production_id, version in bucket.manifest_versions(in_turn(ids, cursor.after)):
-        after = production_id
+    for name, version in bucket.manifest_versions(in_turn(names, cursor.after)):
+        after = name
         if version is None:
-            seen.pop(production_id, None)
-        elif seen.get(production_id) != version:
-            ref = ManifestRef(production_id, version)
-            request, acted = _handle(context, bucket, callbacks, ref, seen)
+            seen.pop(name, None)
+        elif seen.get(name) != version:
+            ref = ManifestRef(name, version)
+            if name in misnamed:
+                request, acted = None, _report_misnamed(context, bucket, callbacks, ref, seen)
+            else:
+                request, acted = _handle(context, bucket, callbacks, ref, seen)
             handled += acted
             if request is not None:
                 run_requests.append(request)
@@ -146,11 +167,8 @@ def _handle(
 ) -> tuple[dg.RunRequest | None, int]:
     """A new or changed manifest: a run request, or a report if it is invalid; and whether
     it counts against the tick's bound (1) or not (0: read failed, or a run exists)."""
-    key = ProductionKeys(ref.production_id).manifest
-    try:
-        text = bucket.read_text(key)
-    except Exception as exc:
-        context.log.warning(f"could not read {key}, will retry next tick: {exc}")
+    text = _read_manifest(context, bucket, ProductionKeys(ref.production_id).manifest)
+    if text is None:
         return None, 0
     seen[ref.production_id] = ref.version
     if has_run(context.instance, ref):
@@ -158,13 +176,17 @@ def _handle(
     try:
         manifest = Manifest.from_json(text, PRESET_NAMES)
     except InvalidProductionError as exc:
-        context.log.warning(f"skipping {ref.production_id}: {exc.message} ({exc.hint})")
-        callbacks.failed(
-            production_id=ref.production_id,
-            run_id=None,
-            error=FailureReason("manifest", INVALID_MANIFEST_CODE, exc.message, exc.hint),
-            url=_callback_url_of(text),
+        _refuse(context, callbacks, ref.production_id, INVALID_MANIFEST_CODE, exc, text)
+        return None, 1
+    refusal = manifest.callback_url and callbacks.refusal(manifest.callback_url)
+    if refusal:
+        error = InvalidProductionError(
+            f"callback_url {manifest.callback_url[:200]!r} may not receive callbacks: {refusal}",
+            "give an http(s) URL on the studio app's own host (an operator lists the hosts "
+            "in GAMEVIEW_CALLBACK_ALLOWED_HOSTS), or leave callback_url out, then upload "
+            f"{MANIFEST_NAME} again",
         )
+        _refuse(context, callbacks, ref.production_id, REFUSED_URL_CODE, error, "")
         return None, 1
     request = dg.RunRequest(
         run_key=f"{ref.production_id}:{ref.version}",
@@ -172,3 +194,54 @@ def _handle(
         tags={MANIFEST_VERSION_TAG: ref.version, PRESET_TAG: manifest.preset},
     )
     return request, 1
+
+
+def _read_manifest(
+    context: dg.SensorEvaluationContext, bucket: ProductionStore, key: str
+) -> str | None:
+    """The manifest's text, or None (logged) when it cannot be read now: a later tick retries."""
+    try:
+        return bucket.read_text(key)
+    except Exception as exc:
+        context.log.warning(f"could not read {key}, will retry next tick: {exc}")
+        return None
+
+
+def _refuse(
+    context: dg.SensorEvaluationContext,
+    callbacks: StudioCallbacks,
+    name: str,
+    code: str,
+    error: InvalidProductionError,
+    text: str,
+) -> None:
+    """Report a manifest that will not run, to its own callback URL where that may receive
+    callbacks, else to the default one; no run starts."""
+    context.log.warning(f"skipping {name}: {error.message} ({error.hint})")
+    callbacks.failed(
+        production_id=name,
+        run_id=None,
+        error=FailureReason("manifest", code, error.message, error.hint),
+        url=_report_url(callbacks, text),
+    )
+
+
+def _report_misnamed(
+    context: dg.SensorEvaluationContext,
+    bucket: ProductionStore,
+    callbacks: StudioCallbacks,
+    ref: ManifestRef,
+    seen: dict[str, str],
+) -> int:
+    """A manifest in a folder whose name cannot be a production id (upper case, accents, too
+    long): tell the app why, once per manifest version, and start nothing. Returns whether it
+    counts against the tick's bound."""
+    text = _read_manifest(context, bucket, manifest_key(ref.production_id))
+    if text is None:
+        return 0
+    seen[ref.production_id] = ref.version
+    try:
+        validate_production_id(ref.production_id)
+    except InvalidProductionError as exc:
+        _refuse(context, callbacks, ref.production_id, INVALID_ID_CODE, exc, text)
+    return 1

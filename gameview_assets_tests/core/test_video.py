@@ -121,7 +121,7 @@ def test_rotated_phone_video_comes_out_upright(views: list[np.ndarray], tmp_path
     rotated = encode(views * 2, tmp_path / "phone.mp4", 10, "-display_rotation", "90")
     info = probe_video(rotated)
     assert (info.width, info.height, info.rotation) == (144, 192, 270)
-    selection = FrameSelection(fps=1, max_size=192, max_frames=10)
+    selection = FrameSelection(fps=1, max_size=192, max_frames=10, min_frames=1)
     upright = extract_frames([rotated], tmp_path / "rotated", selection)[0]
     reference = extract_frames([plain], tmp_path / "plain", selection)[0]
     assert (upright.width, upright.height) == (144, 192)

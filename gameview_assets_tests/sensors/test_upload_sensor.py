@@ -231,6 +231,21 @@ def test_a_slow_store_stops_the_tick_at_its_budget_and_the_next_goes_on(
     assert set(seen_of(second)) == {"a1", "a2", "a3", "a4", "a5"}
 
 
+def supabase_tick(
+    instance: DagsterInstance, fake: FakeStorage, server: CallbackServer
+) -> SensorResult:
+    with build_sensor_context(
+        instance=instance,
+        resources={
+            "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
+            "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
+        },
+    ) as context:
+        result = upload_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
 def test_the_sensor_on_supabase_pages_and_never_mixes_up_ids_by_case(
     instance: DagsterInstance, server: CallbackServer, monkeypatch
 ) -> None:
@@ -241,16 +256,8 @@ def test_the_sensor_on_supabase_pages_and_never_mixes_up_ids_by_case(
         for production_id in ("b1", "b2", "b3", "b4", "b5", "Alpha", "alpha", "Beta2"):
             fake.put(f"{production_id}/production.json", b'{"preset": "fast"}')
         fake.put("beta2/videos/a.mp4", b"v")  # beta2 has no manifest: Beta2's is not its
-        with build_sensor_context(
-            instance=instance,
-            resources={
-                "store": SupabaseStoreResource(url=fake.url, service_role_key=KEY),
-                "callbacks": StudioCallbacks(default_url=f"{server.url}/default"),
-            },
-        ) as context:
-            result = upload_sensor(context)
+        result = supabase_tick(instance, fake, server)
 
-    assert isinstance(result, SensorResult)
     assert [r.partition_key for r in result.run_requests] == [
         "alpha", "b1", "b2", "b3", "b4", "b5"
     ]  # fmt: skip
@@ -308,3 +315,48 @@ def test_garbled_cursor_starts_over_without_crashing(
     add_videos(tmp_path, "one")
     write_manifest(tmp_path, "one", {})
     assert len(tick(instance, tmp_path, server, "not json").run_requests) == 1
+
+
+def test_misnamed_folders_are_reported_once_per_manifest_version_and_never_run(
+    instance: DagsterInstance, tmp_path: Path, server: CallbackServer
+) -> None:
+    add_videos(tmp_path, "Kitchen")
+    write_manifest(tmp_path, "Kitchen", {"callback_url": f"{server.url}/app"}, age_s=60)
+    add_videos(tmp_path, "x" * 130)
+    write_manifest(tmp_path, "x" * 130, {"callback_url": "http://10.0.0.7/app"})
+    add_videos(tmp_path, "Garden")  # no manifest yet: nothing to say
+
+    first = tick(instance, tmp_path, server, None)
+    second = tick(instance, tmp_path, server, first.cursor)
+    write_manifest(tmp_path, "Kitchen", {"callback_url": f"{server.url}/app", "preset": "fast"})
+    third = tick(instance, tmp_path, server, second.cursor)
+
+    assert [r.run_requests for r in (first, second, third)] == [[], [], []]
+    assert instance.get_dynamic_partitions(productions.name) == []
+    received = server.wait_for(3)
+    time.sleep(0.05)
+    assert len(server.received) == 3
+    by_path = [(r.path, r.json["production_id"], r.json["error"]["code"]) for r in received]
+    assert sorted(by_path) == [
+        ("/app", "Kitchen", "invalid_production_id"),
+        ("/app", "Kitchen", "invalid_production_id"),  # the rewritten manifest, once more
+        ("/default", "x" * 130, "invalid_production_id"),  # its own URL is refused
+    ]
+    kitchen = next(r.json["error"] for r in received if r.json["production_id"] == "Kitchen")
+    assert "upper-case" in kitchen["message"] and "'kitchen'" in kitchen["hint"]
+
+
+def test_misnamed_folder_on_supabase_is_reported_and_its_lowercase_twin_runs(
+    instance: DagsterInstance, server: CallbackServer
+) -> None:
+    with FakeStorage() as fake:
+        fake.put("Alpha/videos/a.mp4", b"v")
+        fake.put("Alpha/production.json", b'{"preset": "fast"}')
+        fake.put("beta/videos/a.mp4", b"v")
+        fake.put("beta/production.json", b'{"preset": "fast"}')
+        result = supabase_tick(instance, fake, server)
+
+    assert [r.partition_key for r in result.run_requests] == ["beta"]
+    (report,) = server.wait_for(1)
+    assert report.json["production_id"] == "Alpha"
+    assert report.json["error"]["code"] == "invalid_production_id"
