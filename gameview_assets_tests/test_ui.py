@@ -42,7 +42,7 @@ LOADED_PICTURE = (
 
 
 def shows(text: str) -> str:
-    return f"document.body.innerText.includes({json.dumps(text)})"
+    return f"(document.body?.innerText ?? '').includes({json.dumps(text)})"
 
 
 PAGES = {
@@ -251,6 +251,6 @@ def test_pages_render_in_chromium(served) -> None:
     out = Path(os.environ.get("GAMEVIEW_SCREENSHOTS", root / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)
     for name, (page, ready) in PAGES.items():
-        pixels = screenshot(f"{url}{page}", 1400, 1000, ready)
+        pixels = screenshot(f"{url}{page}", 1400, 2000, ready)
         Image.fromarray(pixels).save(out / f"{name}.png")
         assert pixels.std() > 10, f"{name} rendered blank"
