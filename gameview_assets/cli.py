@@ -114,24 +114,18 @@ def process(videos: list[Path], preset: str | None, production_id: str | None) -
     settings = Settings.from_env()
     prepare_dagster_home(settings)
 
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
 
     from gameview_assets.definitions import build_definitions
-    from gameview_assets.jobs import (
-        MANIFEST_VERSION_TAG,
-        PRESET_TAG,
-        PROCESS_JOB_NAME,
-        REPOSITORY_LABEL,
-        REPOSITORY_TAG,
-    )
+    from gameview_assets.jobs import MANIFEST_VERSION_TAG, PRESET_TAG, PROCESS_JOB_NAME
+    from gameview_assets.local_runs import run_production
     from gameview_assets.partitions import productions
     from gameview_assets.run_outcome import failure_of_run
 
     version = submit_production(settings, videos, preset, production_id)
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [production_id])
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def(PROCESS_JOB_NAME)
+    job = build_definitions(settings).resolve_job_def(PROCESS_JOB_NAME)
     run_id = str(uuid.uuid4())
     print(f"production {production_id} ({preset}), run {run_id}", file=sys.stderr)
     done = threading.Event()
@@ -139,24 +133,20 @@ def process(videos: list[Path], preset: str | None, production_id: str | None) -
     watcher.start()
     started = time.perf_counter()
     try:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=production_id,
-            run_id=run_id,
-            raise_on_error=False,
+        status = run_production(
+            instance,
+            job,
+            production_id,
+            run_id,
             # The manifest version tells a running upload sensor this one is taken.
-            tags={
-                PRESET_TAG: preset,
-                MANIFEST_VERSION_TAG: version or "",
-                REPOSITORY_TAG: REPOSITORY_LABEL,
-            },
+            tags={PRESET_TAG: preset, MANIFEST_VERSION_TAG: version or ""},
             # Failures come back as one line below; their traces stay in the run's logs.
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
     finally:
         done.set()
         watcher.join()
-    if not result.success:
+    if status != DagsterRunStatus.SUCCESS:
         error = failure_of_run(instance, run_id)
         print(f"details: run {run_id} (gameview serve, then Runs)", file=sys.stderr)
         return fail(f"{error.stage}: {error.message}. {error.hint}")

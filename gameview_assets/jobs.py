@@ -6,12 +6,8 @@ PROCESS_JOB_NAME = "process_production"
 PARTITION_TAG = "dagster/partition"
 """Dagster's own tag for a run's partition key (public name, spelled once here)."""
 CODE_LOCATION = "gameview_assets"
-"""The code location's name wherever the definitions are served (`gameview serve`, pyproject)."""
-REPOSITORY_TAG = ".dagster/repository"
-"""The tag by which the UI lists a job's runs (`<repository>@<location>`). Runs launched from
-the UI get it from their origin; `gameview process` runs in-process and sets it itself, so
-its runs show in Overview and Jobs like any other."""
-REPOSITORY_LABEL = f"__repository__@{CODE_LOCATION}"
+"""The code location's name wherever the definitions are served (`gameview serve`, pyproject);
+`gameview process` records its runs as this location's (`local_runs.py`)."""
 MANIFEST_VERSION_TAG = "gameview/manifest_version"
 PRESET_TAG = "gameview/preset"
 FRESH_TAG = "gameview/fresh"

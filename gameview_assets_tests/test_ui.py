@@ -4,6 +4,7 @@ pages show), and photographed with headless Chromium where it is installed."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -11,10 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -28,12 +29,31 @@ CHECKS = {
     "splat": "held_out_psnr",
     "bundle": "valid_ply",
 }
-PAGES = {
-    "overview": "/overview/activity/timeline",
-    "job_runs": f"/locations/{CODE_LOCATION}/jobs/{PROCESS_JOB_NAME}/runs",
-    "bundle_partitions": f"/assets/bundle?view=partitions&partition={GOOD}",
-    "sparse_model_checks": "/assets/sparse_model?view=checks",
+PICTURES = {
+    "frames": ["contact_sheet"],
+    "sparse_model": ["registration"],
+    "splat": ["preview_step_"],
+    "bundle": ["thumbnail", "turntable"],
 }
+"""Each stage's pictures, by metadata key (prefix), on its latest materialization."""
+LOADED_PICTURE = (
+    "[...document.images].some(i => i.src.includes('/logs/') && i.complete && i.naturalWidth)"
+)
+
+
+def shows(text: str) -> str:
+    return f"(document.body?.innerText ?? '').includes({json.dumps(text)})"
+
+
+PAGES = {
+    # The timeline lists a job only for runs whose origin names its code location.
+    "overview": ("/overview/activity/timeline", shows(PROCESS_JOB_NAME)),
+    "job_runs": (f"/locations/{CODE_LOCATION}/jobs/{PROCESS_JOB_NAME}/runs", shows(GOOD)),
+    "frames_partition": (f"/assets/frames?view=partitions&partition={GOOD}", LOADED_PICTURE),
+    "bundle_partition": (f"/assets/bundle?view=partitions&partition={GOOD}", LOADED_PICTURE),
+    "sparse_model_checks": ("/assets/sparse_model?view=checks", shows(CHECKS["sparse_model"])),
+}
+"""Page, and what it shows once it has loaded (the screenshot waits for it)."""
 
 
 def free_port() -> int:
@@ -87,21 +107,17 @@ def drop_refused_upload(store: Path) -> None:
 
 def run_refused_upload() -> None:
     """The run the upload sensor starts for it (in this process, as the daemon would)."""
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
 
     from gameview_assets.definitions import defs
-    from gameview_assets.jobs import REPOSITORY_LABEL, REPOSITORY_TAG
+    from gameview_assets.local_runs import run_production
     from gameview_assets.partitions import productions
 
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(productions.name, [REFUSED])
-    result = defs().resolve_job_def(PROCESS_JOB_NAME).execute_in_process(
-        instance=instance,
-        partition_key=REFUSED,
-        tags={REPOSITORY_TAG: REPOSITORY_LABEL},
-        raise_on_error=False,
-    )
-    assert not result.success
+    job = defs().resolve_job_def(PROCESS_JOB_NAME)
+    status = run_production(instance, job, REFUSED, str(uuid.uuid4()), tags={}, run_config={})
+    assert status == DagsterRunStatus.FAILURE
 
 
 def graphql(url: str, query: str) -> dict:
@@ -174,21 +190,67 @@ def test_the_good_production_stays_healthy_beside_the_refused_one(served) -> Non
         assert good == ["SUCCEEDED"], (stage, executions)
 
 
+def test_cli_runs_are_on_the_overview_timeline(served) -> None:
+    """The timeline files each run under the code location and repository of the run's origin
+    (the UI's `CompletedRunTimelineQuery` asks for `repositoryOrigin`, and skips runs without
+    one); the CLI's run and the refused upload's both name the served location."""
+    url, _ = served
+    data = graphql(
+        url,
+        "{ runsOrError(filter: {statuses: [SUCCESS, FAILURE]}) { ... on Runs { results { "
+        "pipelineName repositoryOrigin { repositoryName repositoryLocationName } "
+        "tags { key value } } } } }",
+    )
+    served_origin = {"repositoryName": "__repository__", "repositoryLocationName": CODE_LOCATION}
+    origins = {
+        tag["value"]: (run["pipelineName"], run["repositoryOrigin"])
+        for run in data["runsOrError"]["results"]
+        for tag in run["tags"]
+        if tag["key"] == "dagster/partition"
+    }
+    assert origins == {
+        GOOD: (PROCESS_JOB_NAME, served_origin),
+        REFUSED: (PROCESS_JOB_NAME, served_origin),
+    }
+
+
+def test_pictures_are_short_markdown_the_webserver_serves(served) -> None:
+    """The UI draws a Markdown value in place only under 1,000 characters; each picture's is
+    a link to a JPEG that the webserver itself serves."""
+    url, _ = served
+    for stage, keys in PICTURES.items():
+        data = graphql(
+            url,
+            f'{{ assetOrError(assetKey: {{path: ["{stage}"]}}) {{ ... on Asset {{ '
+            f'assetMaterializations(partitions: ["{GOOD}"], limit: 1) {{ metadataEntries {{ '
+            "label ... on MarkdownMetadataEntry { mdStr } } } } } }",
+        )
+        (materialization,) = data["assetOrError"]["assetMaterializations"]
+        pictures = [
+            entry["mdStr"]
+            for entry in materialization["metadataEntries"]
+            if any(entry["label"].startswith(key) for key in keys)
+        ]
+        assert len(pictures) >= len(keys), (stage, materialization)
+        for markdown in pictures:
+            assert len(markdown) < 1000, markdown
+            path = markdown.rsplit("](", 1)[1].rstrip(")")
+            assert path.startswith("/logs/"), markdown
+            with urllib.request.urlopen(f"{url}{path}", timeout=60) as response:
+                assert response.headers["Content-Type"] == "image/jpeg"
+                with Image.open(io.BytesIO(response.read())) as image:
+                    assert image.format == "JPEG" and image.width >= 100
+
+
 def test_pages_render_in_chromium(served) -> None:
-    """Screenshots for people (kept in GAMEVIEW_SCREENSHOTS when set); none is blank."""
-    from gameview_assets_tests.core.browser import chromium
+    """Screenshots for people (kept in GAMEVIEW_SCREENSHOTS when set), each taken once the page
+    shows what it is for: the timeline the CLI's job, the partition pages a loaded picture."""
+    from gameview_assets_tests.core.browser import screenshot
 
     url, root = served
     out = Path(os.environ.get("GAMEVIEW_SCREENSHOTS", root / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)
-    for name, page in PAGES.items():
-        shot = out / f"{name}.png"
-        subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--window-size=1400,900", "--virtual-time-budget=20000",
-             f"--screenshot={shot}", f"{url}{page}"],
-            check=True, capture_output=True, timeout=180,
-        )  # fmt: skip
-        with Image.open(shot) as image:
-            pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    for name, (page, ready) in PAGES.items():
+        pixels = screenshot(f"{url}{page}", 1400, 2000, ready)
+        Image.fromarray(pixels).save(out / f"{name}.png")
         assert pixels.std() > 10, f"{name} rendered blank"

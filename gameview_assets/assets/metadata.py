@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,12 +11,22 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
+# Dagster exports no public name for the compute log manager that keeps files on this disk.
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+PICTURES = "pictures"
+"""The folder beside a run's compute logs that holds its pictures."""
+
 
 def image_markdown(
     source: Path | np.ndarray, title: str, max_width: int = 640
 ) -> dg.MetadataValue:
-    """An image file, or uint8 pixels [H, W, 3], inlined in Markdown metadata, so the Dagster
-    UI shows it."""
+    """An image file, or uint8 pixels [H, W, 3], as Markdown metadata the Dagster UI shows.
+
+    The UI draws a Markdown value in place only when it is under 1,000 characters (longer
+    ones sit behind *Show Markdown*), so inside a run the picture is served by the webserver
+    (`served_picture`) and the Markdown only links it; elsewhere it is inlined as a data URI.
+    """
     from PIL import Image
 
     opened = Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source)
@@ -25,8 +36,33 @@ def image_markdown(
             image = image.resize((max_width, round(image.height * max_width / image.width)))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/jpeg;base64,{encoded})")
+    jpeg = buffer.getvalue()
+    url = served_picture(jpeg)
+    if url is None:
+        url = f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')}"
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}]({url})")
+
+
+def served_picture(jpeg: bytes) -> str | None:
+    """Keep a JPEG with the current run's compute logs and return the webserver path that
+    serves it (`/logs/...`, the route behind the UI's log downloads), or None outside a run
+    or where compute logs are not files on this machine.
+
+    The picture lives and is deleted with the run's logs; a webserver that cannot read those
+    (another machine, or one started with `--path-prefix`) shows the picture's title instead.
+    """
+    try:
+        context = dg.OpExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        return None
+    manager = context.instance.compute_log_manager
+    if not isinstance(manager, LocalComputeLogManager):
+        return None
+    log_key = [context.run_id, PICTURES, hashlib.sha256(jpeg).hexdigest()[:16]]
+    path = Path(manager.get_captured_local_path(log_key, "jpg"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(jpeg)
+    return "/logs/" + "/".join([*log_key, "jpg"])
 
 
 def table(rows: Sequence[Mapping[str, object]]) -> dg.MetadataValue:
