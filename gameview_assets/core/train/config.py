@@ -61,7 +61,8 @@ class TrainConfig:
         return {
             "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
             "refine_every": every,
-            "reset_every": self.reset_every or max(every, self.steps // 10),
+            # at least 60 steps between opacity resets: a short run (smoke) must recover from each
+            "reset_every": self.reset_every or max(every, 60, self.steps // 10),
             "refine_start": self.refine_start or min(500, max(every, self.steps // 20)),
             "refine_stop": self.refine_stop or min(15_000, self.steps // 2),
         }
