@@ -2,7 +2,7 @@
 processes on one machine, on the PostgreSQL instance at `$DAGSTER_HOME`, stopped together.
 
 The commands are the README's ("Running in production"); each process logs to its own file
-under `$DAGSTER_HOME/logs/`. If one of them exits, the others are stopped too, so a process
+under `$DAGSTER_HOME/service-logs/`. If one of them exits, the others are stopped too, so a process
 supervisor (systemd, a container runtime) sees the service down and restarts it whole.
 """
 
@@ -45,7 +45,8 @@ class Service:
 
     @property
     def log_dir(self) -> Path:
-        return self.home / "logs"
+        # Not $DAGSTER_HOME/logs: Dagster moves files from there to .logs_queue and deletes them.
+        return self.home / "service-logs"
 
     def commands(self) -> dict[str, list[str]]:
         """The three processes: the README's commands, from this interpreter's environment
