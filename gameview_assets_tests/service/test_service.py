@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
 from gameview_assets.core.train.checkpoint import CHECKPOINT_FILE, checkpoints_in
@@ -160,6 +161,11 @@ def test_whole_service_killed_mid_training_recovers_with_no_one_acting(
                     )
                     if record.asset_materialization.asset_key == dg.AssetKey("splat")
                 ]
+            # SIGTERM (a supervisor's stop, like Ctrl-C) stops the three processes with it.
+            processes = psutil.Process(serve.pid).children(recursive=True)
+            assert stop(serve) == 0
+            _, still_running = psutil.wait_procs(processes, timeout=120)
+            assert still_running == []
         finally:
             stop(serve)
     assert [run.status.value for run in runs] == ["FAILURE", "SUCCESS"]
