@@ -10,6 +10,7 @@ import dagster as dg
 
 from gameview_assets.assets import all_assets
 from gameview_assets.jobs import process_production_job
+from gameview_assets.k8s import k8s_executor
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import (
     LocalStoreResource,
@@ -38,6 +39,13 @@ def store_resource(settings: Settings) -> StoreResource:
     )
 
 
+def step_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """Steps as processes on this machine (the default), or as pods on Kubernetes."""
+    if settings.executor == "k8s":
+        return k8s_executor(settings)
+    return dg.multiprocess_executor.configured({"max_concurrent": 2})
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to the given settings (tests pass their own folders)."""
     return dg.Definitions(
@@ -50,7 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "callbacks": StudioCallbacks.from_settings(settings),
             "web_budget": WebBudgetResource(max_splats=settings.web_max_splats),
         },
-        executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        executor=step_executor(settings),
     )
 
 

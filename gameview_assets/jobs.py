@@ -16,6 +16,8 @@ its runs show in Overview and Jobs like any other."""
 REPOSITORY_LABEL = f"__repository__@{CODE_LOCATION}"
 MANIFEST_VERSION_TAG = "gameview/manifest_version"
 PRESET_TAG = "gameview/preset"
+FRESH_TAG = "gameview/fresh"
+"""A run tagged `gameview/fresh: true` redoes every stage instead of reusing unchanged work."""
 
 process_production_job = dg.define_asset_job(
     PROCESS_JOB_NAME,

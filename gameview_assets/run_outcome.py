@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-from gameview_assets.core.errors import FailureReason
+from gameview_assets.core.errors import DISK_FULL_ERRNOS, CaptureError, FailureReason, disk_full
 
 
 def failure_of_run(instance: dg.DagsterInstance, run_id: str) -> FailureReason:
@@ -34,8 +36,10 @@ def failure_of_run(instance: dg.DagsterInstance, run_id: str) -> FailureReason:
                 while error is not None and error.cause is not None:
                     error = error.cause
                 message = error.message.strip().splitlines()[-1] if error else "failed"
-                generic = FailureReason(
-                    stage=event.step_key or "unknown",
+                stage = event.step_key or "unknown"
+                full = _disk_full(message)
+                generic = FailureReason.of_capture(stage, full) if full else FailureReason(
+                    stage=stage,
                     code="internal_error",
                     message=message,
                     hint="this is a processing fault, not the capture's: retry the production, "
@@ -44,3 +48,12 @@ def failure_of_run(instance: dg.DagsterInstance, run_id: str) -> FailureReason:
     return generic or FailureReason(
         "unknown", "internal_error", "the run failed before any stage ran", "retry the production"
     )
+
+
+def _disk_full(message: str) -> CaptureError | None:
+    """A full disk wherever a stage wrote outside `failures_reported` (COLMAP's files, the
+    exports): the error's text is all that is left of it here (`OSError: [Errno 28] ...`)."""
+    for number in DISK_FULL_ERRNOS:
+        if f"[Errno {number}]" in message:
+            return disk_full(OSError(number, os.strerror(number)))
+    return None

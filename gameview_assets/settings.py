@@ -5,6 +5,29 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+Executor = Literal["multiprocess", "k8s"]
+EXECUTORS: tuple[Executor, ...] = ("multiprocess", "k8s")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Where step pods run under `GAMEVIEW_EXECUTOR=k8s` (docs/deploy.md)."""
+
+    namespace: str
+    image: str | None  # None: the code location's own image (the Helm user deployment's)
+    secret: str  # the Secret whose keys become every step pod's environment
+    workdir_claim: str  # the ReadWriteMany PersistentVolumeClaim mounted at the work directory
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> KubernetesSettings:
+        return cls(
+            namespace=env.get("GAMEVIEW_K8S_NAMESPACE", "gameview"),
+            image=env.get("GAMEVIEW_K8S_IMAGE") or None,
+            secret=env.get("GAMEVIEW_K8S_SECRET", "gameview-secrets"),
+            workdir_claim=env.get("GAMEVIEW_WORKDIR_CLAIM", "gameview-work"),
+        )
 
 
 @dataclass(frozen=True)
@@ -21,6 +44,8 @@ class Settings:
     callback_secret: str | None
     callback_allowed_hosts: tuple[str, ...]
     web_max_splats: int  # 0: each preset's own budget for the web files
+    executor: Executor  # how a run executes its steps: processes here, or pods on Kubernetes
+    kubernetes: KubernetesSettings
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -37,7 +62,36 @@ class Settings:
             callback_secret=env.get("GAMEVIEW_CALLBACK_SECRET") or None,
             callback_allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
             web_max_splats=_count(env, "GAMEVIEW_WEB_MAX_SPLATS"),
+            executor=_executor(env),
+            kubernetes=KubernetesSettings.from_env(env),
         )
+
+    def public_env(self) -> dict[str, str]:
+        """The settings a step needs, minus the secrets, as environment for processes started
+        elsewhere (Kubernetes step pods take the secrets from a Secret instead)."""
+        env = {
+            "GAMEVIEW_STORE": str(self.store_root),
+            "GAMEVIEW_WORKDIR": str(self.workdir),
+            "GAMEVIEW_BUCKET": self.bucket,
+            "GAMEVIEW_CALLBACK_ALLOWED_HOSTS": ",".join(self.callback_allowed_hosts),
+            "GAMEVIEW_WEB_MAX_SPLATS": str(self.web_max_splats),
+        }
+        if self.supabase_url:
+            env["SUPABASE_URL"] = self.supabase_url
+        if self.callback_url:
+            env["GAMEVIEW_CALLBACK_URL"] = self.callback_url
+        return env
+
+
+def _executor(env: dict[str, str]) -> Executor:
+    """`GAMEVIEW_EXECUTOR`, `multiprocess` when unset, or a clear error."""
+    value = env.get("GAMEVIEW_EXECUTOR", "").strip().lower() or "multiprocess"
+    for known in EXECUTORS:
+        if value == known:
+            return known
+    raise ValueError(
+        f"GAMEVIEW_EXECUTOR={env['GAMEVIEW_EXECUTOR']!r} is not one of {', '.join(EXECUTORS)}"
+    )
 
 
 def _count(env: dict[str, str], name: str) -> int:

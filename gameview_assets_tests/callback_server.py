@@ -31,17 +31,20 @@ class Received:
 class CallbackServer:
     """Answers each POST with the next scripted status (then 200) and keeps what it got.
 
-    `with CallbackServer([500]) as server:` fails the first request, accepts the rest. Given
+    `with CallbackServer([500]) as server:` fails the first request, accepts the rest; `port`
+    brings an app back on the port it had. Given
     a `secret`, it verifies each signature when the request arrives, as the studio app does:
     checked later, an early callback would fall outside the replay window.
     """
 
-    def __init__(self, statuses: list[int] | None = None, secret: str | None = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, secret: str | None = None, port: int = 0
+    ) -> None:
         self.statuses = list(statuses or [])
         self.secret = secret
         self.received: list[Received] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )

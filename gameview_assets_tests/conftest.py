@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gameview_assets.core.train.cpu import prepare_cpu_training
+from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
+
+if TYPE_CHECKING:
+    from gameview_assets.resources.supabase_store import SupabaseStore
 
 prepare_cpu_training()  # before any test imports torch, so tests train as production does
 
@@ -28,6 +34,24 @@ def datasets() -> Path:
     if not (path / "kitchen").is_dir():
         pytest.skip(f"real captures not found at {path}; set GAMEVIEW_DATASETS")
     return path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStorage]:
+    """The fake Supabase Storage server, empty."""
+    with FakeStorage() as fake:
+        yield fake
+
+
+@pytest.fixture
+def supabase(fake: FakeStorage) -> Iterator[SupabaseStore]:
+    """A `SupabaseStore` on the fake; resumable uploads retry without waiting."""
+    from gameview_assets.resources.supabase_store import SupabaseStore
+
+    store = SupabaseStore(fake.url, KEY, BUCKET)
+    store.tus_options = {"backoff_s": 0.0}
+    yield store
+    store.close()
 
 
 @pytest.fixture

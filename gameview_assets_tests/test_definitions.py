@@ -53,6 +53,16 @@ def test_training_runs_in_the_gpu_pool():
     assert node["splat"].definition.pool == "gpu"
 
 
+def test_storage_stages_retry_with_backoff_and_training_after_a_crash():
+    nodes = defs.resolve_job_def("process_production").graph.node_dict
+    policies = {stage: nodes[stage].definition.retry_policy for stage in STAGES}
+    assert policies["frames"] is None and policies["sparse_model"] is None
+    for stage in ("source_videos", "bundle"):
+        assert policies[stage].max_retries >= 2
+        assert policies[stage].backoff == dg.Backoff.EXPONENTIAL
+    assert 1 <= policies["splat"].max_retries <= 2
+
+
 def test_import_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Definitions are built when loaded, not at import, so a bad setting fails at load."""
     import importlib

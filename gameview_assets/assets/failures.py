@@ -9,23 +9,30 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from gameview_assets.core.errors import CaptureError, FailureReason
+from gameview_assets.core.errors import CaptureError, FailureReason, disk_full
 from gameview_assets.core.production import InvalidProductionError
 from gameview_assets.core.records import MissingRecordError
 from gameview_assets.partitions import productions
 
 
-def stage_failure(reason: FailureReason) -> dg.Failure:
-    return dg.Failure(description=f"{reason.message}. {reason.hint}", metadata=reason.as_metadata())
+def stage_failure(reason: FailureReason, allow_retries: bool = False) -> dg.Failure:
+    """A failure with its reason; a step's retry policy (see `retries`) applies only where
+    trying again can help (storage unavailable), never to bad input."""
+    return dg.Failure(
+        description=f"{reason.message}. {reason.hint}",
+        metadata=reason.as_metadata(),
+        allow_retries=allow_retries,
+    )
 
 
 @contextmanager
 def failures_reported(stage: str) -> Iterator[None]:
-    """Turn the engine's errors about the input into a stage failure with its reason."""
+    """Turn the engine's errors about the input, and a full disk, into a stage failure with
+    its reason."""
     try:
         yield
     except CaptureError as exc:
-        raise stage_failure(FailureReason.of_capture(stage, exc)) from exc
+        raise stage_failure(FailureReason.of_capture(stage, exc), exc.retryable) from exc
     except InvalidProductionError as exc:
         reason = FailureReason(stage, "invalid_production", exc.message, exc.hint)
         raise stage_failure(reason) from exc
@@ -37,6 +44,11 @@ def failures_reported(stage: str) -> Iterator[None]:
             "materialize the upstream assets of this production first",
         )
         raise stage_failure(reason) from exc
+    except OSError as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        raise stage_failure(FailureReason.of_capture(stage, full)) from exc
 
 
 def gate_spec(check_name: str, stage: str) -> dg.AssetCheckSpec:

@@ -7,6 +7,7 @@ import dagster as dg
 from gameview_assets.assets.failures import failures_reported
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
+from gameview_assets.assets.reuse import finished, reuse_or_begin, stage_work
 from gameview_assets.assets.source_videos import source_videos
 from gameview_assets.core.errors import CaptureError
 from gameview_assets.partitions import productions
@@ -37,6 +38,17 @@ def frames(
             fps=preset.extract_fps, max_size=preset.frame_max_size, max_frames=preset.max_frames
         )
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
+        work = stage_work(
+            context,
+            paths,
+            {"selection": selection, "min_frames": MIN_FRAMES},
+            records=[paths.probed_videos.path],
+            outputs=[paths.extracted_frames.path, paths.frames, paths.contact_sheet],
+        )
+        cached = reuse_or_begin(work, paths, report)
+        if cached is not None:
+            return cached
+        paths.extracted_frames.discard()  # no record may outlive the frames it lists
         extracted = extract_frames(videos, paths.fresh(paths.frames), selection, report)
         if len(extracted) < MIN_FRAMES:
             raise CaptureError(
@@ -47,13 +59,15 @@ def frames(
     paths.extracted_frames.write(extracted)
     sheet = write_contact_sheet([paths.frames / f.name for f in extracted], paths.contact_sheet)
     report.finish(paths)
-    return dg.MaterializeResult(
-        metadata={
+    return finished(
+        context,
+        work,
+        {
             "frames_extracted": len(extracted),
             "extract_fps": preset.extract_fps,
             "max_size_px": preset.frame_max_size,
             "image_size": f"{extracted[0].width}x{extracted[0].height}",
             "sharpness_median": round(statistics.median_high(f.sharpness for f in extracted), 2),
             "contact_sheet": image_markdown(sheet, "Extracted frames", max_width=960),
-        }
+        },
     )

@@ -9,7 +9,9 @@ from gameview_assets.assets.failures import failures_reported, gate_spec, qualit
 from gameview_assets.assets.frames import frames
 from gameview_assets.assets.metadata import image_markdown, table
 from gameview_assets.assets.progress import StageReporter
+from gameview_assets.assets.reuse import finished, reuse_or_begin, stage_work
 from gameview_assets.core.errors import FailureReason
+from gameview_assets.k8s import SPARSE_MODEL_OP_TAGS
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -28,6 +30,7 @@ REGISTRATION_CHECK = "enough_frames_registered"
     group_name="production",
     deps=[frames],
     kinds={"colmap"},
+    op_tags=SPARSE_MODEL_OP_TAGS,
     check_specs=[gate_spec(REGISTRATION_CHECK, STAGE)],
 )
 def sparse_model(
@@ -48,6 +51,16 @@ def sparse_model(
         preset = get_preset(run.preset)
         options = PoseOptions(max_image_size=preset.frame_max_size, min_registered_fraction=0.0)
         report = StageReporter(context, callbacks, STAGE, run.callback_url)
+        work = stage_work(
+            context,
+            paths,
+            {"options": options, "floor": preset.min_registered_fraction},
+            records=[paths.extracted_frames.path],
+            outputs=[paths.poses.path, paths.sfm, paths.registration_sheet],
+        )
+        cached = reuse_or_begin(work, paths, report)
+        if cached is not None:
+            return cached
         result = register_images(paths.frames, paths.sfm, options, report, frames=extracted)
     paths.poses.write(result)
     sheet = write_contact_sheet(
@@ -56,11 +69,14 @@ def sparse_model(
         registered=set(result.registered),
     )
     report.finish(paths)
-    return dg.MaterializeResult(
-        metadata={
+    fraction = round(result.num_registered / max(result.num_images, 1), 3)
+    return finished(
+        context,
+        work,
+        {
             "frames_registered": result.num_registered,
             "frames_extracted": result.num_images,
-            "registered_fraction": round(result.num_registered / max(result.num_images, 1), 3),
+            "registered_fraction": fraction,
             "points_3d": result.num_points,
             "mean_reprojection_error_px": round(result.mean_reprojection_error, 3),
             "rung": result.rung,
@@ -73,7 +89,7 @@ def sparse_model(
                 max_width=960,
             ),
         },
-        check_results=[registration_check(result, extracted, preset.min_registered_fraction)],
+        [registration_check(result, extracted, preset.min_registered_fraction)],
     )
 
 

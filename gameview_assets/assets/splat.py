@@ -7,9 +7,12 @@ import dagster as dg
 from gameview_assets.assets.failures import failures_reported, gate_spec, quality_gate
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
+from gameview_assets.assets.retries import CRASH_RETRY
+from gameview_assets.assets.reuse import finished, reuse_or_begin, stage_work
 from gameview_assets.assets.sparse_model import sparse_model
 from gameview_assets.core.errors import FailureReason
 from gameview_assets.core.records import TrainingSummary
+from gameview_assets.k8s import SPLAT_OP_TAGS
 from gameview_assets.partitions import productions
 from gameview_assets.presets import get_preset
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -32,6 +35,8 @@ class SplatConfig(dg.Config):
     deps=[sparse_model],
     kinds={"pytorch"},
     pool="gpu",
+    op_tags=SPLAT_OP_TAGS,
+    retry_policy=CRASH_RETRY,
     check_specs=[gate_spec(PSNR_CHECK, STAGE)],
 )
 def splat(
@@ -42,8 +47,9 @@ def splat(
 ) -> dg.MaterializeResult:
     """Train splats from the registered frames; every 8th frame is held out for PSNR/SSIM.
 
-    Checkpoints live in the work directory, so a retried or killed step resumes; the trainer
-    discards one trained from other views or settings.
+    Checkpoints live in the work directory, so a retried or killed step resumes (the step
+    retries twice after a crash); the trainer discards one trained from other views or
+    settings.
     """
     from gameview_assets.core.train.cpu import prepare_cpu_training
 
@@ -59,8 +65,6 @@ def splat(
         run = paths.run.read()
         poses = paths.poses.read()
     preset = get_preset(run.preset)
-    undistorted = poses.undistorted_dir
-    views = load_views(undistorted / "sparse", undistorted / "images", preset.train_max_size)
     train_config = TrainConfig(
         steps=preset.steps,
         max_splats=preset.max_splats,
@@ -70,9 +74,27 @@ def splat(
         preview_every=max(preset.steps // 5, 100),
     )
     report = StageReporter(context, callbacks, STAGE, run.callback_url)
+    work = stage_work(
+        context,
+        paths,
+        {
+            "train": train_config.fingerprint(),
+            "train_max_size": preset.train_max_size,
+            "min_psnr": preset.min_psnr,
+        },
+        records=[paths.poses.path],
+        outputs=[paths.splats_file, paths.training.path],
+    )
+    # An attempt cut short left no done record, only its checkpoints: train_splat resumes.
+    cached = reuse_or_begin(work, paths, report)
+    if cached is not None:
+        return cached
+    undistorted = poses.undistorted_dir
+    views = load_views(undistorted / "sparse", undistorted / "images", preset.train_max_size)
     paths.splat.mkdir(parents=True, exist_ok=True)
-    result = train_splat(views, train_config, paths.splat, report)
-    save_splats(result.splats, paths.splats_file)
+    with failures_reported(STAGE):  # out of memory, or a full disk writing a checkpoint
+        result = train_splat(views, train_config, paths.splat, report)
+        save_splats(result.splats, paths.splats_file)
     discard_checkpoints(paths.splat)
     summary = TrainingSummary.of(result)
     paths.training.write(summary)
@@ -96,9 +118,7 @@ def splat(
             preview, f"Held-out view at step {step:,}"
         )
     report.finish(paths)
-    return dg.MaterializeResult(
-        metadata=metadata, check_results=[psnr_check(summary, preset.min_psnr)]
-    )
+    return finished(context, work, metadata, [psnr_check(summary, preset.min_psnr)])
 
 
 def psnr_check(summary: TrainingSummary, floor: float) -> dg.AssetCheckResult:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class CaptureError(Exception):
-    """Bad input: `code` is machine-readable, `message` names the file, `hint` says what to do."""
+    """An error a person must act on, carried to the app as-is: bad input, or a fault of the
+    service (a full disk, storage down). `code` is machine-readable, `message` names the file,
+    `hint` says what to do and whose move it is."""
+
+    retryable = False
+    """Whether the same step could succeed if tried again (storage back): a step's retry
+    policy applies then; bad input and a full disk are not retried."""
 
     def __init__(self, code: str, message: str, hint: str) -> None:
         super().__init__(message)
@@ -16,6 +25,20 @@ class CaptureError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+def disk_full(error: OSError) -> CaptureError | None:
+    """The reason for a write that failed because the disk (or quota) is full; None for any
+    other OS error. It is the service's fault, so the hint is for whoever runs it."""
+    if error.errno not in DISK_FULL_ERRNOS:
+        return None
+    where = f" writing {error.filename}" if error.filename else ""
+    return CaptureError(
+        "disk_full",
+        f"the processing machine ran out of disk space{where}",
+        "this is the service's fault, not the capture's: an operator must free space in the "
+        "work directory (GAMEVIEW_WORKDIR) or give it a larger disk, then retry the production",
+    )
 
 
 @dataclass(frozen=True)

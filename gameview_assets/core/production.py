@@ -166,5 +166,15 @@ class ProductionKeys:
     def result(self, file_name: str) -> str:
         return f"{self.results}/{file_name}"
 
+    def staging(self, token: str) -> str:
+        """The folder one publish uploads into before its files move into `results/` (a dot
+        and a token of its own: never taken for results, never shared by two publishes)."""
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token):
+            raise ValueError(f"staging token {token!r} is not a hex string")
+        return f"{self.production_id}/.{RESULTS_DIR}-{token}"
+
+    def staged_result(self, token: str, file_name: str) -> str:
+        return f"{self.staging(token)}/{file_name}"
+
     def is_video(self, key: str) -> bool:
         return key.startswith(f"{self.videos}/") and key.lower().endswith(VIDEO_SUFFIXES)

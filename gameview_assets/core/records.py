@@ -31,8 +31,11 @@ class RecordFile(Generic[T]):
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        partial.write_bytes(TypeAdapter(self.kind).dump_json(value, indent=2))
-        os.replace(partial, self.path)
+        try:
+            partial.write_bytes(TypeAdapter(self.kind).dump_json(value, indent=2))
+            os.replace(partial, self.path)
+        finally:  # a full disk leaves no half-written file behind
+            partial.unlink(missing_ok=True)
 
     def read(self) -> T:
         """The record; a missing one, or one of another shape (written by an older version),

@@ -119,7 +119,8 @@ def extract_frames(
     selection: FrameSelection,
     progress: Progress | None = None,
 ) -> list[ExtractedFrame]:
-    """Write the selected frames of all videos as JPEGs into `out_dir`, in capture order."""
+    """Write the selected frames of all videos as JPEGs into `out_dir`, in capture order;
+    on an OS error (a full disk) none of them is left behind."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     infos = [probe_video(Path(v), selection.min_duration_s) for v in videos]
@@ -128,13 +129,19 @@ def extract_frames(
     stems = _unique_stems([info.path for info in infos])
     frames: list[ExtractedFrame] = []
     done_s = 0.0
-    for info, stem in zip(infos, stems, strict=True):
-        def report(t: float, info: VideoInfo = info, base: float = done_s) -> None:
-            if progress is not None:
-                progress(min(1.0, (base + t) / total_s), f"frames of {info.path.name}")
+    try:
+        for info, stem in zip(infos, stems, strict=True):
+            def report(t: float, info: VideoInfo = info, base: float = done_s) -> None:
+                if progress is not None:
+                    progress(min(1.0, (base + t) / total_s), f"frames of {info.path.name}")
 
-        frames.extend(_select_from_video(info, stem, out_dir, selection, rate, report))
-        done_s += info.duration_s
+            frames.extend(_select_from_video(info, stem, out_dir, selection, rate, report))
+            done_s += info.duration_s
+    except OSError:  # a full disk: remove what was written, the half-written JPEG too
+        for stem in stems:
+            for written in out_dir.glob(f"{stem}_*.jpg"):
+                written.unlink(missing_ok=True)
+        raise
     kept = _thin_evenly(frames, selection.max_frames)
     for frame in frames:
         if frame not in kept:

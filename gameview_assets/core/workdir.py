@@ -13,6 +13,7 @@ from pathlib import Path
 from gameview_assets.core.production import RESULT_FILES, ProductionRun, validate_production_id
 from gameview_assets.core.records import RecordFile, StageTimings, TrainingSummary
 from gameview_assets.core.sfm.pipeline import PoseResult
+from gameview_assets.core.stage_cache import StageDone
 from gameview_assets.core.video import ExtractedFrame, VideoInfo
 
 
@@ -73,6 +74,10 @@ class ProductionPaths:
     @property
     def training(self) -> RecordFile[TrainingSummary]:
         return RecordFile(self.splat / "train.json", TrainingSummary)
+
+    def stage_done(self, stage: str) -> RecordFile[StageDone]:
+        """A stage's last successful run (`core.stage_cache`): written last, after its outputs."""
+        return RecordFile(self.root / "done" / f"{stage}.json", StageDone)
 
     @property
     def timings(self) -> RecordFile[StageTimings]:

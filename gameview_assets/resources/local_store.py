@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from stat import S_ISREG
 
@@ -41,8 +41,11 @@ class LocalStore:
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
             return None
+        return self.object_version(ProductionKeys(production_id).manifest)
+
+    def object_version(self, key: str) -> str | None:
         try:
-            stat = self._path(ProductionKeys(production_id).manifest).stat()
+            stat = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not S_ISREG(stat.st_mode):
@@ -82,16 +85,23 @@ class LocalStore:
         shutil.copyfile(source, partial)
         os.replace(partial, target)
 
-    def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
+    def publish_results(
+        self,
+        production_id: str,
+        files: Mapping[str, Path],
+        before_commit: Callable[[], None] | None = None,
+    ) -> dict[str, str]:
         keys = ProductionKeys(production_id)
         final = self._path(keys.results)
-        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        staging = self._path(keys.staging(uuid.uuid4().hex))
         staging.mkdir(parents=True)
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
+            if before_commit is not None:
+                before_commit()
             if final.exists():
-                retired = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+                retired = self._path(keys.staging(uuid.uuid4().hex))
                 final.rename(retired)
                 staging.rename(final)
                 shutil.rmtree(retired)

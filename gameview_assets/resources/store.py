@@ -3,7 +3,7 @@ pipeline reads from it: a production resolved for a run, its videos."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -59,6 +59,50 @@ class ResultTooLargeError(CaptureError):
         )
 
 
+class StorageUnavailableError(CaptureError):
+    """The store did not answer (connection refused or dropped, HTTP 5xx): the service's
+    fault, not the capture's; the step's retry policy tries again, as may the run later."""
+
+    retryable = True
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(
+            "storage_unavailable",
+            f"storage ({where}) did not answer: {detail}",
+            "this is the service's fault, not the capture's, and nothing was published: "
+            "retry the production once storage answers again (re-run it, or upload "
+            "production.json again)",
+        )
+
+
+class SupersededError(CaptureError):
+    """production.json changed (or went) while the run was going: its results would be for
+    a manifest that is no longer there, so they are not published."""
+
+    def __init__(self, production_id: str, run_version: str | None, now: str | None) -> None:
+        now_text = f"is now version {now}" if now else "has been removed"
+        super().__init__(
+            "superseded",
+            f"{production_id}/{MANIFEST_NAME} changed while this run was going (it ran "
+            f"version {run_version}, the manifest {now_text}); its results were not published",
+            "nothing to do: the run for the new manifest publishes the results"
+            if now
+            else f"upload {MANIFEST_NAME} again to process the production",
+        )
+
+
+def still_current(store: ProductionStore, run: ProductionRun) -> Callable[[], None]:
+    """A check to make just before results become visible: `SupersededError` when the
+    manifest is no longer the version this run resolved."""
+
+    def check() -> None:
+        now = store.manifest_version(run.production_id)
+        if now != run.manifest_version:
+            raise SupersededError(run.production_id, run.manifest_version, now)
+
+    return check
+
+
 @dataclass(frozen=True)
 class ManifestRef:
     """A production whose manifest has arrived; `version` changes when the manifest changes."""
@@ -84,6 +128,10 @@ class ProductionStore(Protocol):
         """The version of exactly `<id>/production.json` (never another production's, whatever
         the case); None without a manifest."""
 
+    def object_version(self, key: str) -> str | None:
+        """A token that changes whenever the object at exactly `key` changes; None without
+        one. A stage that downloads an object reuses its copy while this stays the same."""
+
     def read_text(self, key: str) -> str:
         """A small text object (the manifest). Every read raises `FileNotFoundError` for a
         missing object, whatever the server answers."""
@@ -98,8 +146,16 @@ class ProductionStore(Protocol):
         """Write (upsert) one object, streamed from disk; `ResultTooLargeError` when the store
         refuses its size."""
 
-    def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
-        """Put a complete set of results under `<id>/results/`, never a half-written one.
+    def publish_results(
+        self,
+        production_id: str,
+        files: Mapping[str, Path],
+        before_commit: Callable[[], None] | None = None,
+    ) -> dict[str, str]:
+        """Put a complete set of results under `<id>/results/`, never a half-written one: a
+        failed publish leaves none that `bundle.json` (written last) marks complete.
+        `before_commit` runs once the files are staged, before any becomes visible; what it
+        raises stops the publish.
 
         Returns the storage key of each file, by file name.
         """

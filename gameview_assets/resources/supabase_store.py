@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 from gameview_assets.core.production import (
@@ -20,7 +21,11 @@ from gameview_assets.core.production import (
     RESULT_FILES,
     ProductionKeys,
 )
-from gameview_assets.resources.store import ResultTooLargeError, content_type_for
+from gameview_assets.resources.store import (
+    ResultTooLargeError,
+    StorageUnavailableError,
+    content_type_for,
+)
 from gameview_assets.resources.tus import TusError, TusUploader, file_range
 
 if TYPE_CHECKING:
@@ -29,9 +34,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 1000
 MANIFEST_CHECK_WORKERS = 8
-CHUNK_BYTES = 1 << 20
 RESUMABLE_THRESHOLD = 6 * 1024 * 1024
 """Above this, uploads use the resumable (TUS) endpoint, as Supabase recommends."""
+DOWNLOAD_RETRIES = 3
 LAST_RESULT = RESULT_FILES["bundle"]
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]+$")
 """The characters Supabase Storage accepts in a key (its `isValidKey`); others get InvalidKey."""
@@ -71,6 +76,8 @@ class SupabaseStore:
         self._bucket: SyncBucketProxy = client.storage.from_(bucket)
         self._bucket_limit: tuple[int | None] | None = None
         self.resumable_threshold = RESUMABLE_THRESHOLD
+        self.download_retries = DOWNLOAD_RETRIES
+        self.retry_backoff_s = 0.5
         self.tus_options: dict[str, Any] = {}
 
     def describe(self) -> str:
@@ -85,7 +92,9 @@ class SupabaseStore:
 
     @contextmanager
     def _mapped_errors(self, key: str) -> Iterator[None]:
-        """supabase-py's `StorageApiError` as `FileNotFoundError` when the object is missing."""
+        """supabase-py's `StorageApiError` as `FileNotFoundError` when the object is missing;
+        a connection refused or dropped, or a 5xx answer, as `StorageUnavailableError`."""
+        import httpx
         from storage3.exceptions import StorageApiError
 
         try:
@@ -93,12 +102,22 @@ class SupabaseStore:
         except StorageApiError as exc:
             if _is_not_found(exc.status, exc.code, exc.message):
                 raise FileNotFoundError(f"{self._where(key)} does not exist") from exc
+            if str(exc.status).startswith("5"):
+                raise StorageUnavailableError(self._where(key), exc.message) from exc
             raise
+        except httpx.TransportError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise StorageUnavailableError(self._where(key), detail) from exc
 
     def _check(self, response: httpx.Response, key: str) -> None:
-        """Raise for an error answer: `FileNotFoundError` for a missing object."""
+        """Raise for an error answer: `FileNotFoundError` for a missing object,
+        `StorageUnavailableError` for a 5xx (a gateway or server down)."""
         if response.is_success:
             return
+        if response.is_server_error:
+            raise StorageUnavailableError(
+                self._where(key), f"HTTP {response.status_code} {response.text[:200]}".strip()
+            )
         status, code, message = _error_of(response)
         if _is_not_found(status, code, message):
             raise FileNotFoundError(f"{self._where(key)} does not exist")
@@ -120,7 +139,8 @@ class SupabaseStore:
             }
             if search:
                 options["search"] = search
-            page = self._bucket.list(prefix, options)
+            with self._mapped_errors(prefix):
+                page = self._bucket.list(prefix, options)
             yield from page
             if len(page) < PAGE_SIZE:
                 return
@@ -142,7 +162,10 @@ class SupabaseStore:
     def manifest_version(self, production_id: str) -> str | None:
         if not PRODUCTION_ID_PATTERN.fullmatch(production_id):
             return None
-        headers = self._head(ProductionKeys(production_id).manifest)
+        return self.object_version(ProductionKeys(production_id).manifest)
+
+    def object_version(self, key: str) -> str | None:
+        headers = self._head(key)
         if headers is None:
             return None
         basis = "|".join(
@@ -162,7 +185,8 @@ class SupabaseStore:
 
     def _head(self, key: str) -> httpx.Headers | None:
         """The exact object's headers, or None when there is no such object."""
-        response = self._http.head(self._object_url(key), headers=self._auth)
+        with self._mapped_errors(key):
+            response = self._http.head(self._object_url(key), headers=self._auth)
         if response.status_code in (400, 404):  # HEAD has no body to tell them apart
             return None
         self._check(response, key)
@@ -182,25 +206,56 @@ class SupabaseStore:
         return f"{self.url}/storage/v1/object/{quote(self.bucket_name)}/{quote(key)}"
 
     def read_text(self, key: str) -> str:
-        response = self._http.get(self._object_url(key), headers=self._auth)
+        with self._mapped_errors(key):
+            response = self._http.get(self._object_url(key), headers=self._auth)
         self._check(response, key)
         return response.content.decode("utf-8")
 
     def download(self, key: str, dest: Path) -> None:
+        """Stream the object to `dest` (renamed into place when whole). A connection dropped
+        mid-transfer resumes from the bytes already written (`Range`), `download_retries`
+        times in a row at most, waiting `retry_backoff_s`, doubled each time."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
+        url = self._object_url(key)
         try:
-            with self._http.stream("GET", self._object_url(key), headers=self._auth) as response:
-                if not response.is_success:
-                    response.read()
-                    self._check(response, key)
-                with partial.open("wb") as out:
-                    for chunk in response.iter_bytes(CHUNK_BYTES):
-                        out.write(chunk)
+            with partial.open("wb") as out:
+                failures = 0
+                while not self._download_into(out, url, key):
+                    failures += 1
+                    if failures > self.download_retries:
+                        raise StorageUnavailableError(
+                            self._where(key),
+                            f"the connection failed {failures} times in a row "
+                            f"({out.tell():,} bytes had arrived)",
+                        )
+                    time.sleep(self.retry_backoff_s * 2 ** (failures - 1))
             os.replace(partial, dest)
         finally:
             partial.unlink(missing_ok=True)
+
+    def _download_into(self, out: BinaryIO, url: str, key: str) -> bool:
+        """Append the rest of the object to `out`; False when the connection failed (the
+        bytes that arrived are kept), so the caller can go on from there."""
+        import httpx
+
+        offset = out.tell()
+        headers = {**self._auth, **({"Range": f"bytes={offset}-"} if offset else {})}
+        try:
+            with self._http.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    self._check(response, key)
+                if offset and response.status_code != 206:  # the whole object came back
+                    out.seek(0)
+                    out.truncate()
+                for chunk in response.iter_bytes():  # as they arrive: none lost if cut off
+                    out.write(chunk)
+        except httpx.TransportError:
+            out.flush()
+            return False
+        return True
 
     def bucket_size_limit(self) -> int | None:
         """The bucket's own file size limit in bytes; None when it has none (only the
@@ -228,7 +283,7 @@ class SupabaseStore:
             "cache-control": "max-age=60",
             "x-upsert": "true",
         }
-        with source.open("rb") as f:
+        with source.open("rb") as f, self._mapped_errors(key):
             response = self._http.post(url, headers=headers, content=file_range(f, 0, size))
         if response.status_code == 413:
             raise self._too_large(key, size)
@@ -246,21 +301,32 @@ class SupabaseStore:
             "cacheControl": "60",
         }
         try:
-            uploader.upload(source, metadata, {"x-upsert": "true"})
+            with self._mapped_errors(key):
+                uploader.upload(source, metadata, {"x-upsert": "true"})
         except TusError as exc:
             if exc.response.status_code == 413:
                 raise self._too_large(key, size) from exc
             self._check(exc.response, key)
             raise
+        except OSError as exc:  # the uploader's retries ran out: storage stayed away
+            raise StorageUnavailableError(self._where(key), str(exc)) from exc
 
     def _too_large(self, key: str, size: int) -> ResultTooLargeError:
         return ResultTooLargeError(key, size, self.bucket_size_limit(), self.describe())
 
-    def publish_results(self, production_id: str, files: Mapping[str, Path]) -> dict[str, str]:
-        """Upload every file, largest first and `bundle.json` last.
+    def publish_results(
+        self,
+        production_id: str,
+        files: Mapping[str, Path],
+        before_commit: Callable[[], None] | None = None,
+    ) -> dict[str, str]:
+        """Upload every file under a staging folder of this publish's own, then make them the
+        results: remove the old ones (one request: the server deletes them in one
+        transaction) and move each staged file in, `bundle.json` last, as the marker that the
+        set is complete. Moves are renames on the server, so the window without a
+        `bundle.json` is short, and a failure in it leaves none. Whatever fails, the staging
+        folder and any file moved in are removed again (as far as storage answers).
 
-        Storage has no multi-object transaction, so completeness is signalled by order: a
-        consumer that sees a new bundle.json (or gets the `completed` callback) sees all files.
         A file over the bucket's limit is refused before anything is uploaded; one over the
         project's (unlisted) limit fails first, being the largest.
         """
@@ -271,11 +337,36 @@ class SupabaseStore:
             if limit is not None and size > limit:
                 raise ResultTooLargeError(production.result(name), size, limit, self.describe())
         ordered = sorted(files, key=lambda name: (name == LAST_RESULT, -sizes[name]))
-        keys = {}
-        for name in ordered:
-            keys[name] = production.result(name)
-            self.upload(keys[name], files[name])
-        return keys
+        token = uuid.uuid4().hex
+        staged: dict[str, str] = {}
+        moved: list[str] = []
+        try:
+            for name in ordered:
+                staged[name] = production.staged_result(token, name)
+                self.upload(staged[name], files[name])
+            if before_commit is not None:
+                before_commit()
+            self._remove(self.list_files(production.results))
+            for name in ordered:
+                self._move(staged[name], production.result(name))
+                moved.append(production.result(name))
+        except BaseException:
+            with suppress(Exception):  # storage may be what failed: its error is the one to see
+                self._remove([*moved, *staged.values()])
+            raise
+        return {name: production.result(name) for name in ordered}
+
+    def _move(self, source: str, destination: str) -> None:
+        """A rename on the server (`POST /object/move`); refused if `destination` exists."""
+        self._object_url(destination)
+        with self._mapped_errors(source):
+            self._bucket.move(source, destination)
+
+    def _remove(self, keys: list[str]) -> None:
+        """Delete objects in one request; keys that do not exist are skipped by the server."""
+        if keys:
+            with self._mapped_errors(keys[0]):
+                self._bucket.remove(keys)
 
     def signed_url(self, key: str, expires_in_s: int = 7 * 24 * 3600) -> str:
         self._object_url(key)

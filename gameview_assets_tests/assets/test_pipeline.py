@@ -40,11 +40,13 @@ def orbit_video(tmp_path_factory) -> Path:
     return path
 
 
-def drop_production(store: Path, production_id: str, video: Path, callback_url: str) -> None:
+def drop_production(
+    store: Path, production_id: str, video: Path, callback_url: str, preset: str = "preview"
+) -> None:
     """What the studio app does: videos first, the manifest last."""
     (store / production_id / "videos").mkdir(parents=True)
     shutil.copyfile(video, store / production_id / "videos" / video.name)
-    manifest = {"preset": "preview", "callback_url": callback_url}
+    manifest = {"preset": preset, "callback_url": callback_url}
     (store / production_id / "production.json").write_text(json.dumps(manifest))
 
 

@@ -16,6 +16,14 @@ behind a `/storage/v1` gateway) was seen to behave:
   Upload-Metadata with bucketName/objectName/contentType, x-upsert), PATCH appends at
   Upload-Offset (409 on a wrong offset), HEAD reports the offset. A PATCH interrupted by a
   dropped connection keeps the bytes that arrived, as the file backend does.
+- `POST /object/move` and `/object/copy` (`{bucketId, sourceKey, destinationKey}`) refuse an
+  existing destination (400, `"statusCode":"409"`, Duplicate: the server creates it with
+  `isUpsert: false`) and a missing source (the not-found answer); `DELETE /object/<bucket>`
+  (`{prefixes}`) deletes those exact names at once and answers the objects it deleted.
+
+Downloads honour `Range: bytes=<start>-` (206 Partial Content), as the server does.
+Outages: `fault` decides, per request, to answer normally (None), with a gateway's 503
+(`"503"`) or by dropping the connection (`"drop"`: a GET sends half of what it asked first).
 
 Objects live in files under a temporary folder, so large bodies never sit in memory.
 """
@@ -31,6 +39,7 @@ import socket
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -89,6 +98,8 @@ class FakeStorage:
         self.drop_patches_after: list[int] = []
         """Byte counts: each of the next PATCHes stores that many bytes, then drops the
         connection without answering."""
+        self.fault: Callable[[str, str], str | None] = lambda method, path: None
+        """(method, path) → None, "503" or "drop", asked before each request is served."""
         self.lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="fake-supabase-"))
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -240,14 +251,43 @@ class FakeStorage:
                         remaining -= len(chunk)
                 return copied
 
-            def stream_file(self, obj: StoredObject) -> None:
-                self.send_response(200)
+            def stream_file(self, obj: StoredObject, cut_off: bool = False) -> None:
+                """The object, or from `Range: bytes=<start>-` on (206); `cut_off` sends half
+                of it and stops, as a dropped connection does."""
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+                start = min(int(match[1]), obj.size) if match else 0
+                self.send_response(206 if match else 200)
                 self.send_header("Content-Type", obj.content_type)
-                self.send_header("Content-Length", str(obj.size))
+                self.send_header("Content-Length", str(obj.size - start))
+                if match:
+                    self.send_header("Content-Range", f"bytes {start}-{obj.size - 1}/{obj.size}")
                 self.end_headers()
+                remaining = (obj.size - start) // 2 if cut_off else obj.size - start
                 with obj.path.open("rb") as f:
-                    while chunk := f.read(IO_CHUNK):
+                    f.seek(start)
+                    while remaining > 0 and (chunk := f.read(min(IO_CHUNK, remaining))):
                         self.wfile.write(chunk)
+                        remaining -= len(chunk)
+                self.wfile.flush()
+
+            def outage(self) -> bool:
+                """Serve the fault `fake.fault` names for this request, if any."""
+                fault = fake.fault(self.command, urlsplit(self.path).path)
+                if fault is None:
+                    return False
+                asked = {"fault": fault, "path": self.path, "range": self.headers.get("Range")}
+                fake.calls.append((self.command, "outage", asked))
+                if fault == "503":
+                    self.discard_body()
+                    self.reply_json(503, {"message": "Service Unavailable"})
+                    return True
+                key = unquote(urlsplit(self.path).path).rpartition(f"/{BUCKET}/")[2]
+                obj = fake.objects.get(key)
+                if self.command == "GET" and obj is not None:
+                    self.stream_file(obj, cut_off=True)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return True
 
             def route(self) -> tuple[str, str, str] | None:
                 """(route, bucket, key) from /storage/v1/object/[list|sign/]<bucket>/<key>."""
@@ -259,6 +299,8 @@ class FakeStorage:
                 if not path.startswith(f"{API}/object/"):
                     return None
                 rest = path[len(f"{API}/object/") :]
+                if rest in ("move", "copy"):
+                    return rest, "", ""
                 route = ""
                 for name in ("list", "sign"):
                     if rest.startswith(f"{name}/"):
@@ -284,6 +326,8 @@ class FakeStorage:
                 return False
 
             def do_HEAD(self) -> None:
+                if self.outage():
+                    return None
                 parsed = self.route()
                 if parsed is None or not self.authorized():
                     return None if parsed else self.reply(404)
@@ -304,6 +348,8 @@ class FakeStorage:
                 return None
 
             def do_GET(self) -> None:
+                if self.outage():
+                    return None
                 parsed = self.route()
                 if parsed is None:
                     return self.error(404, "404", "not_found", "no such route")
@@ -318,22 +364,22 @@ class FakeStorage:
                     if bucket != BUCKET:
                         return self.error(400, "404", "Bucket not found", "Bucket not found")
                     return self.reply_json(200, fake.bucket_info())
-                fake.calls.append(("GET", route or "object", {"key": key}))
+                fake.calls.append(("GET", route or "object",
+                                   {"key": key, "range": self.headers.get("Range")}))  # fmt: skip
                 obj = fake.objects.get(key) if bucket == BUCKET else None
                 if obj is None:
                     return self.not_found()
                 return self.stream_file(obj)
 
             def do_POST(self) -> None:
-                parsed = self.route()
-                if parsed is None or not self.authorized():
-                    if parsed is None:
-                        self.discard_body()
-                        self.error(404, "404", "not_found", "no such route")
+                parsed = self.served_route()
+                if parsed is None:
                     return None
                 route, bucket, key = parsed
                 if route == "tus":
                     return self.tus_create()
+                if route in ("move", "copy"):
+                    return self.move_or_copy(route, json.loads(self.body()))
                 if bucket != BUCKET:
                     self.discard_body()
                     return self.error(400, "404", "Bucket not found", "Bucket not found")
@@ -352,7 +398,22 @@ class FakeStorage:
                     return self.reply_json(200, {"signedURL": signed})
                 return self.upload(bucket, key)
 
+            def served_route(self) -> tuple[str, str, str] | None:
+                """The route of a request with a body, or None once it has been answered
+                (an outage, an unknown route, no authorization)."""
+                if self.outage():
+                    return None
+                parsed = self.route()
+                if parsed is None or not self.authorized():
+                    if parsed is None:
+                        self.discard_body()
+                        self.error(404, "404", "not_found", "no such route")
+                    return None
+                return parsed
+
             def do_PATCH(self) -> None:
+                if self.outage():
+                    return None
                 parsed = self.route()
                 if parsed is None or parsed[0] != "tus" or not self.authorized():
                     if parsed is None or parsed[0] != "tus":
@@ -360,6 +421,48 @@ class FakeStorage:
                         self.reply(404)
                     return None
                 return self.tus_patch(parsed[2])
+
+            def do_DELETE(self) -> None:
+                parsed = self.served_route()
+                if parsed is None:
+                    return None
+                route, bucket, key = parsed
+                if route or key or bucket != BUCKET:
+                    self.discard_body()
+                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                prefixes = json.loads(self.body())["prefixes"]
+                fake.calls.append(("DELETE", "remove", {"keys": list(prefixes)}))
+                deleted = []
+                with fake.lock:
+                    for name in prefixes:
+                        obj = fake.objects.pop(name, None)
+                        if obj is not None:
+                            obj.path.unlink(missing_ok=True)
+                            deleted.append({**object_entry(name, obj), "bucket_id": BUCKET})
+                return self.reply_json(200, deleted)
+
+            def move_or_copy(self, route: str, request: dict[str, Any]) -> None:
+                source, destination = request["sourceKey"], request["destinationKey"]
+                fake.calls.append(("POST", route, {"from": source, "to": destination}))
+                if request.get("bucketId") != BUCKET:
+                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                if not VALID_KEY.fullmatch(destination):
+                    return self.error(400, "400", "InvalidKey", f"Invalid key: {destination}")
+                with fake.lock:
+                    obj = fake.objects.get(source)
+                    if obj is None:
+                        return self.not_found()
+                    if destination in fake.objects:
+                        return self.error(400, "409", "Duplicate", "The resource already exists")
+                    if route == "move":
+                        fake.objects[destination] = fake.objects.pop(source)
+                        return self.reply_json(200, {"message": "Successfully moved"})
+                    copy = fake.dir / uuid.uuid4().hex
+                    shutil.copyfile(obj.path, copy)
+                    fake.objects[destination] = StoredObject(
+                        copy, obj.size, obj.content_type, datetime.now(UTC), obj.etag
+                    )
+                return self.reply_json(200, {"Key": f"{BUCKET}/{destination}"})
 
             def upload(self, bucket: str, key: str) -> None:
                 upsert = self.headers.get("x-upsert") == "true"

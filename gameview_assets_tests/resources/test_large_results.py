@@ -6,31 +6,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gameview_assets.resources.store import ResultTooLargeError
+from gameview_assets.resources.store import ResultTooLargeError, StorageUnavailableError
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets.resources.tus import CHUNK_BYTES
-from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
+from gameview_assets_tests.resources.fake_supabase import FakeStorage
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStorage]:
-    with FakeStorage() as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(fake: FakeStorage) -> Iterator[SupabaseStore]:
-    store = SupabaseStore(fake.url, KEY, BUCKET)
-    store.tus_options = {"backoff_s": 0.0}
-    yield store
-    store.close()
 
 
 def big_file(path: Path, size: int) -> Path:
@@ -59,10 +44,10 @@ def peak_bytes_of(call) -> int:
 
 
 def test_a_small_upload_streams_from_disk(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
 ) -> None:
     source = big_file(tmp_path / "scene.ply", 5 * MIB + 3)
-    peak = peak_bytes_of(lambda: store.upload("p1/results/scene.ply", source))
+    peak = peak_bytes_of(lambda: supabase.upload("p1/results/scene.ply", source))
     stored = fake.objects["p1/results/scene.ply"]
     assert sha256(stored.path) == sha256(source)
     assert stored.content_type == "application/octet-stream"
@@ -72,10 +57,10 @@ def test_a_small_upload_streams_from_disk(
 
 
 def test_a_large_upload_is_resumable_and_never_whole_in_memory(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
 ) -> None:
     source = big_file(tmp_path / "scene.ply", 3 * CHUNK_BYTES + 12345)
-    peak = peak_bytes_of(lambda: store.upload("p1/results/scene.ply", source))
+    peak = peak_bytes_of(lambda: supabase.upload("p1/results/scene.ply", source))
 
     assert sha256(fake.objects["p1/results/scene.ply"].path) == sha256(source)
     (create,) = fake.calls_to("tus-create")
@@ -88,7 +73,7 @@ def test_a_large_upload_is_resumable_and_never_whole_in_memory(
 
 
 def test_a_dropped_connection_resumes_from_the_servers_offset(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
 ) -> None:
     source = big_file(tmp_path / "scene.ply", 2 * CHUNK_BYTES + 777)
     fake.put("p1/results/scene.ply", b"the previous run's scene")
@@ -96,7 +81,7 @@ def test_a_dropped_connection_resumes_from_the_servers_offset(
     # after 2.5 MiB, and before any byte.
     fake.drop_patches_after = [CHUNK_BYTES, 2 * MIB + MIB // 2, 0]
 
-    store.upload("p1/results/scene.ply", source)
+    supabase.upload("p1/results/scene.ply", source)
 
     patches = [c[2]["offset"] for c in fake.calls_to("tus-patch")]
     heads = fake.calls_to("tus-head")
@@ -108,7 +93,7 @@ def test_a_dropped_connection_resumes_from_the_servers_offset(
 
 
 def test_a_file_over_the_bucket_limit_is_refused_before_anything_is_uploaded(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
 ) -> None:
     fake.file_size_limit = 50_000_000
     scene = tmp_path / "scene.ply"
@@ -118,7 +103,7 @@ def test_a_file_over_the_bucket_limit_is_refused_before_anything_is_uploaded(
     small.write_text("[]")
 
     with pytest.raises(ResultTooLargeError) as caught:
-        store.publish_results("p1", {"cameras.json": small, "scene.ply": scene})
+        supabase.publish_results("p1", {"cameras.json": small, "scene.ply": scene})
 
     error = caught.value
     assert error.code == "result_too_large"
@@ -133,13 +118,13 @@ def test_a_file_over_the_bucket_limit_is_refused_before_anything_is_uploaded(
 
 @pytest.mark.parametrize("size", [1000, 7 * MIB])  # the plain and the resumable upload
 def test_a_413_from_the_projects_limit_names_file_size_and_what_to_do(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path, size: int
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path, size: int
 ) -> None:
     fake.global_file_size_limit = 999  # the bucket reports no limit of its own
     scene = big_file(tmp_path / "scene.ply", size)
 
     with pytest.raises(ResultTooLargeError) as caught:
-        store.publish_results("p1", {"scene.ply": scene, "bundle.json": scene})
+        supabase.publish_results("p1", {"scene.ply": scene, "bundle.json": scene})
 
     assert caught.value.size == size and caught.value.limit is None
     assert caught.value.message.startswith(f"scene.ply is {size / 1e6:.1f} MB")
@@ -148,14 +133,17 @@ def test_a_413_from_the_projects_limit_names_file_size_and_what_to_do(
 
 
 def test_storage_down_longer_than_the_retries_fails_clearly_and_keeps_the_old_object(
-    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+    fake: FakeStorage, supabase: SupabaseStore, tmp_path: Path
 ) -> None:
     source = big_file(tmp_path / "scene.ply", CHUNK_BYTES + 1)
     fake.put("p1/results/scene.ply", b"the previous run's scene")
-    store.tus_options = {"backoff_s": 0.0, "max_retries": 2}
+    supabase.tus_options = {"backoff_s": 0.0, "max_retries": 2}
     fake.drop_patches_after = [MIB, 0, 0, 0]
 
-    with pytest.raises(OSError, match=r"stopped at byte 1048576 of 6291457 after 2 retries"):
-        store.upload("p1/results/scene.ply", source)
+    with pytest.raises(StorageUnavailableError, match=r"stopped at byte 1048576 of 6291457 "
+                       r"after 2 retries") as caught:  # fmt: skip
+        supabase.upload("p1/results/scene.ply", source)
+
+    assert caught.value.code == "storage_unavailable"
 
     assert fake.objects["p1/results/scene.ply"].data == b"the previous run's scene"

@@ -6,7 +6,6 @@ the size limit, InvalidKey, and resumable (TUS) uploads."""
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,12 +18,6 @@ from gameview_assets.resources.storage import SupabaseStoreResource
 from gameview_assets.resources.store import list_manifests
 from gameview_assets.resources.supabase_store import SupabaseStore
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStorage]:
-    with FakeStorage() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -136,7 +129,7 @@ def test_upload_upserts_with_the_content_type(
     assert all(c[2]["upsert"] for c in fake.calls_to("upload"))
 
 
-def test_publish_results_uploads_bundle_json_last(
+def test_publish_results_stages_then_moves_bundle_json_in_last(
     fake: FakeStorage, store: SupabaseStore, tmp_path: Path
 ) -> None:
     names = ["bundle.json", "scene.ply", "cameras.json", "thumbnail.jpg"]
@@ -144,13 +137,20 @@ def test_publish_results_uploads_bundle_json_last(
     for name in names:
         files[name] = tmp_path / name
         files[name].write_bytes(name.encode())
+    fake.put("p1/results/bundle.json", b"the previous run's")
+    fake.put("p1/results/scene.sog", b"a file the new set does not have")
 
     keys = store.publish_results("p1", files)
 
     assert keys == {name: f"p1/results/{name}" for name in names}
     uploaded = [c[2]["key"] for c in fake.calls_to("upload")]
-    assert uploaded[-1] == "p1/results/bundle.json"
-    assert sorted(uploaded) == sorted(keys.values())
+    assert all(key.startswith("p1/.results-") for key in uploaded)  # staged, not visible
+    assert [c[2]["keys"] for c in fake.calls_to("remove")] == [
+        ["p1/results/bundle.json", "p1/results/scene.sog"]  # the old set, in one request
+    ]
+    moved = [c[2]["to"] for c in fake.calls_to("move")]
+    assert moved[-1] == "p1/results/bundle.json" and sorted(moved) == sorted(keys.values())
+    assert sorted(fake.objects) == sorted(keys.values())  # no staging left, no stale file
     assert fake.objects["p1/results/thumbnail.jpg"].content_type == "image/jpeg"
     assert fake.objects["p1/results/scene.ply"].content_type == "application/octet-stream"
     assert fake.objects["p1/results/scene.ply"].data == b"scene.ply"

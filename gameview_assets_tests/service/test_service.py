@@ -172,9 +172,9 @@ def test_whole_service_killed_mid_training_recovers_with_no_one_acting(
     assert runs[0].tags[WILL_RETRY_TAG] == "true"
     assert runs[1].parent_run_id == runs[0].run_id
     assert retry_steps == {"splat", "bundle"}  # finished stages were not run again
+    # Training was redone from its checkpoint, not reused (`cached`) nor started over.
+    assert splat[0].metadata["cached"].value is False
     assert splat[0].metadata["resumed_from_step"].value > 0
-    # LEAD: with branch `cache` merged, assert the `cached` metadata here if its retries
-    # re-execute finished stages (ReexecutionStrategy ALL_STEPS); from failure they do not run.
     assert_told_once(app, production_id)
     assert watcher.seen_complete and watcher.partial == []
     assert_results_match_bundle(results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    finally:  # a full disk: drop the half-written file rather than leave it taking space
+        temporary.unlink(missing_ok=True)
 
 
 def save_splats(splats: dict[str, Tensor], path: Path) -> None:
@@ -54,12 +58,21 @@ def save_checkpoint(state: dict[str, Any], checkpoint_dir: Path) -> Path:
     return path
 
 
+class UnreadableCheckpointError(Exception):
+    """A checkpoint file that is there but cannot be loaded (truncated, garbage, not ours)."""
+
+
 def load_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
-    """The latest checkpoint, or None when there is none or it cannot be read."""
+    """The latest checkpoint, or None when there is none; `UnreadableCheckpointError` when
+    the file cannot be loaded as one, so the caller can say why it starts from zero."""
     path = Path(checkpoint_dir) / CHECKPOINT_FILE
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError):
-        return None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableCheckpointError(f"{path.name} cannot be read ({detail})") from exc
+    if not isinstance(state, dict):
+        raise UnreadableCheckpointError(f"{path.name} holds a {type(state).__name__}, not a dict")
+    return state

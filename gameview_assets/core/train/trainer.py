@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import resource
 import shutil
@@ -16,8 +17,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from gameview_assets.core.errors import CaptureError
 from gameview_assets.core.metrics import psnr, ssim
-from gameview_assets.core.train.checkpoint import checkpoints_in, load_checkpoint, save_checkpoint
+from gameview_assets.core.train.checkpoint import (
+    UnreadableCheckpointError,
+    checkpoints_in,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gameview_assets.core.train.config import TrainConfig
 from gameview_assets.core.train.cpu import keep_freed_memory_for_reuse, training_threads
 from gameview_assets.core.train.data import TrainingViews
@@ -260,6 +267,14 @@ class _Trainer:
             self.previews.append(path)
         return path
 
+    def release_memory(self) -> None:
+        """Drop the gradients and cached blocks a failed (out-of-memory) step left behind."""
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def record_eval(self, step: int) -> None:
         value_psnr, value_ssim = self.evaluate()
         self.eval_history = [entry for entry in self.eval_history if entry["step"] != step]
@@ -316,8 +331,13 @@ class _Trainer:
         Otherwise clear the checkpoints and previews there, so nothing of another run stays;
         returns why a checkpoint found was discarded ('' when none was, or it was resumed).
         """
-        state = load_checkpoint(self.checkpoint_dir)
-        discarded = ""
+        try:
+            state = load_checkpoint(self.checkpoint_dir)
+        except UnreadableCheckpointError as exc:  # truncated by a full disk, or garbage
+            state = None
+            discarded = f"checkpoint discarded, training restarts from step 0: {exc}"
+        else:
+            discarded = ""
         if state is not None:
             reason = self.incompatibility(state)
             if not reason:
@@ -327,6 +347,29 @@ class _Trainer:
         for directory in (self.checkpoint_dir, self.preview_dir):
             shutil.rmtree(directory, ignore_errors=True)
         return discarded
+
+
+def _step_within_memory(trainer: _Trainer, step: int, progress: Progress | None) -> float:
+    """One training step; out of memory, free what the failed attempt held and try it once
+    more (fragmentation, a transient peak), then fail with what to do."""
+    try:
+        return trainer.train_step(step)
+    except torch.OutOfMemoryError:
+        pass  # retried below, outside the handler, so the traceback's tensors are freed
+    trainer.release_memory()
+    steps = trainer.config.steps
+    if progress is not None:
+        progress(step / steps, f"out of memory at step {step + 1}: memory freed, step retried")
+    try:
+        return trainer.train_step(step)
+    except torch.OutOfMemoryError as exc:
+        raise CaptureError(
+            "out_of_memory",
+            f"training ran out of {trainer.device.type.upper()} memory at step {step + 1:,} "
+            f"of {steps:,} with {len(trainer.params['means']):,} splats, also when retried",
+            "choose a preset with fewer splats (e.g. 'preview'), or run training on a GPU "
+            "with more memory; a retry resumes from the last checkpoint",
+        ) from exc
 
 
 def train_splat(
@@ -365,7 +408,7 @@ def _train(
     first_step = trainer.step
     report_every = max(1, config.steps // 100)
     for step in range(first_step, config.steps):
-        loss = trainer.train_step(step)
+        loss = _step_within_memory(trainer, step, progress)
         trainer.step = done = step + 1
         at_checkpoint = config.checkpoint_every > 0 and done % config.checkpoint_every == 0
         at_preview = config.preview_every > 0 and done % config.preview_every == 0
