@@ -37,3 +37,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_quality.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_sensor.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_export.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_service.py

@@ -267,6 +267,27 @@ def serve() -> int:
     return 0
 
 
+def serve_production(port: int) -> int:
+    """The code server, daemon and webserver as separate processes on the PostgreSQL
+    instance at `$DAGSTER_HOME` (deploy/dagster.yaml), until Ctrl-C or SIGTERM stops them."""
+    from gameview_assets.service import (
+        CODE_SERVER_DEFAULTS,
+        Service,
+        production_problem,
+        run_service,
+    )
+
+    home = Settings.from_env().dagster_home
+    problem = production_problem(home)
+    if problem:
+        return fail(problem)
+    os.environ["DAGSTER_HOME"] = str(home)
+    for name, default in CODE_SERVER_DEFAULTS.items():
+        os.environ.setdefault(name, default)
+    host, code_port = (os.environ[name] for name in CODE_SERVER_DEFAULTS)
+    return run_service(Service(home, host, int(code_port), web_port=port))
+
+
 def write_workspace(home: Path) -> Path:
     """The workspace `gameview serve` loads: these definitions under the code location name
     that `gameview process` tags its runs with."""
@@ -319,7 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     make = commands.add_parser("sample", help="render a synthetic orbit video")
     make.add_argument("out", type=Path, help="the .mp4 file to write")
-    commands.add_parser("serve", help="open the Dagster UI (dagster dev)")
+    web = commands.add_parser("serve", help="open the Dagster UI (dagster dev)")
+    web.add_argument(
+        "--production",
+        action="store_true",
+        help="code server, daemon and webserver as separate processes on the PostgreSQL "
+        "instance at $DAGSTER_HOME (README: Running in production)",
+    )
+    web.add_argument("--port", type=int, default=3000, help="webserver port (with --production)")
     return parser
 
 
@@ -340,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         return poses(args.input, args.out, args.preset)
     if args.command == "sample":
         return sample(args.out)
+    if args.production:
+        return serve_production(args.port)
     return serve()
 
 

@@ -5,6 +5,8 @@ import dagster as dg
 PROCESS_JOB_NAME = "process_production"
 PARTITION_TAG = "dagster/partition"
 """Dagster's own tag for a run's partition key (public name, spelled once here)."""
+WILL_RETRY_TAG = "dagster/will_retry"
+"""Dagster's tag on a failed run that run retries (deploy/dagster.yaml) will re-execute."""
 CODE_LOCATION = "gameview_assets"
 """The code location's name wherever the definitions are served (`gameview serve`, pyproject);
 `gameview process` records its runs as this location's (`local_runs.py`)."""

@@ -10,7 +10,7 @@ import dagster as dg
 
 from gameview_assets.core.errors import FailureReason
 from gameview_assets.core.production import RESULT_FILES, ProductionKeys
-from gameview_assets.jobs import PARTITION_TAG, process_production_job
+from gameview_assets.jobs import PARTITION_TAG, WILL_RETRY_TAG, process_production_job
 from gameview_assets.resources.callbacks import StudioCallbacks
 from gameview_assets.resources.storage import StoreResource, WorkdirResource
 from gameview_assets.run_outcome import failure_of_run
@@ -111,7 +111,13 @@ def production_completed_sensor(
 def production_failed_sensor(
     context: dg.RunStatusSensorContext, workdir: WorkdirResource, callbacks: StudioCallbacks
 ) -> None:
-    error = failure_of_run(context.instance, context.dagster_run.run_id)
+    """A run that run retries will re-execute (its worker died) is not the production's
+    outcome: its retry's is, so the app hears nothing of it."""
+    run = context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} failed and will be retried; no callback")
+        return
+    error = failure_of_run(context.instance, run.run_id)
     _send_failed(context, workdir, callbacks, error)
 
 

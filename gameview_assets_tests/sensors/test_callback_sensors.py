@@ -23,7 +23,7 @@ from dagster import (
 from gameview_assets.assets.failures import failures_reported
 from gameview_assets.core.callback_payload import verify_signature
 from gameview_assets.core.production import RESULT_FILES, ProductionRun
-from gameview_assets.jobs import PROCESS_JOB_NAME
+from gameview_assets.jobs import PROCESS_JOB_NAME, WILL_RETRY_TAG
 from gameview_assets.partitions import productions
 from gameview_assets.resources import callbacks as callbacks_module
 from gameview_assets.resources.callbacks import StudioCallbacks
@@ -135,7 +135,7 @@ def evaluate(sensor, instance, result: ExecuteInProcessResult, store: Path, serv
         sensor_name=sensor.name,
         dagster_event=event,
         dagster_instance=instance,
-        dagster_run=result.dagster_run,
+        dagster_run=instance.get_run_by_id(result.run_id),  # with tags added since
         resources={
             "store": LocalStoreResource(root=str(store)),
             "workdir": workdir(store),
@@ -242,6 +242,22 @@ def test_unexpected_error_is_an_internal_error(instance, store, server) -> None:
     assert error["code"] == "internal_error"
     assert "boom in frames" in error["message"]
     assert error["hint"]
+
+
+def test_a_failed_run_that_run_retries_will_re_execute_sends_nothing(
+    instance, store, server
+) -> None:
+    """Its worker died (deploy/dagster.yaml retries such runs): the retry's outcome is the
+    production's, so the app must not hear `failed` first."""
+    result = run(instance, "crash")
+    instance.add_run_tags(result.run_id, {WILL_RETRY_TAG: "true"})
+
+    evaluate(production_failed_sensor, instance, result, store, server)
+
+    assert server.received == []
+    instance.add_run_tags(result.run_id, {WILL_RETRY_TAG: "false"})  # retries used up
+    evaluate(production_failed_sensor, instance, result, store, server)
+    assert only_callback(server).json["status"] == "failed"
 
 
 def test_unreadable_run_record_falls_back_to_the_default_url(instance, store, server) -> None:
