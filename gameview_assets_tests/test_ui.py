@@ -64,7 +64,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """A demo run and a refused upload in one instance, and a webserver on it."""
+    """A demo-like run and a refused upload in one instance, and a webserver on it. The run
+    uses the smoke preset: the UI shows the same stages and pictures as the demo's preview,
+    in a third of the time (test_pipeline runs the preview)."""
     root = tmp_path_factory.mktemp("ui")
     env = {
         "GAMEVIEW_STORE": str(root / "store"),
@@ -78,7 +80,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, Path]]:
             patch.delenv(key, raising=False)
         video = root / "sample.mp4"
         assert main(["sample", str(video)]) == 0
-        assert main(["process", str(video), "--preset", "preview", "--production", GOOD]) == 0
+        assert main(["process", str(video), "--preset", "smoke", "--production", GOOD]) == 0
         drop_refused_upload(root / "store")
         run_refused_upload()
     port = free_port()
