@@ -7,9 +7,12 @@ engine event ("Started process for run (pid: N)"); the daemon runs on the same m
 the code server here, so it can look that process up. Dead (or the pid now belongs to a
 younger process): the run is reported FAILED, and run retries re-execute it.
 
-A code server on another machine is out of reach of a pid: its runs are reported RUNNING
-(unknown is not dead); deployments across machines use a launcher that checks its own
-workers (the K8sRunLauncher).
+A code server on another machine (or in another container, as under docker compose) is
+out of reach of a pid: it is asked over gRPC which runs it is executing. It lists each run
+worker it started until that worker exits, and itself fails a run whose worker died under
+it; a server that answers without the run was restarted since, and the worker went with it
+(a container's processes end with it). A server that does not answer leaves the run RUNNING
+(unknown is not dead: it may be restarting).
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import dagster as dg
 import psutil
 
 # Not exported by `dagster`: the health-check types every launcher that supports run
-# monitoring returns (dagster-k8s and dagster-docker import them from here too).
+# monitoring returns (dagster-k8s and dagster-docker import them from here too), and the
+# code server's answer to `get_current_runs` (the client the default launcher uses to
+# cancel a run).
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._grpc.types import GetCurrentRunsResult
+from dagster_shared.serdes import deserialize_value
 
 RUN_WORKER_MESSAGE = "Started process for run"
 """The start of the engine event in which Dagster's run worker records its pid."""
@@ -75,10 +82,28 @@ class LocalProcessRunLauncher(dg.DefaultRunLauncher):
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         if not launched_here(run):
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "code server on another machine")
+            return self._ask_code_server(run)
         recorded = worker_pid(self._instance, run.run_id)
         if recorded is None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "no run worker pid recorded")
         pid, recorded_at = recorded
         status = process_status(pid, recorded_at)
         return CheckRunHealthResult(status, f"run worker process {pid}: {status.value}")
+
+    def _ask_code_server(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        """Whether the code server the run was launched on still executes it (module
+        docstring)."""
+        client = self._get_grpc_client_for_termination(run.run_id)
+        if client is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "no code server recorded")
+        server = f"code server {client.host}:{client.port or client.socket}"
+        try:
+            answer = deserialize_value(client.get_current_runs(), GetCurrentRunsResult)
+        except Exception as exc:  # unreachable, or answering with an error
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"{server} did not answer: {reason}")
+        if run.run_id in answer.current_runs:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"{server} executes the run")
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED, f"{server} does not execute the run (restarted since its launch)"
+        )

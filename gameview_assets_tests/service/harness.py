@@ -79,8 +79,12 @@ class ServiceSetup:
         return "\n".join(parts)
 
 
-def service_setup(root: Path, pg_env: dict[str, str]) -> ServiceSetup:
-    """$DAGSTER_HOME with deploy/dagster.yaml copied in (README), a store and work folder."""
+def service_setup(
+    root: Path, pg_env: dict[str, str], code_host: str = "localhost"
+) -> ServiceSetup:
+    """$DAGSTER_HOME with deploy/dagster.yaml copied in (README), a store and work folder.
+    A `code_host` other than localhost (127.0.0.2) addresses the code server as another
+    machine's, whose run workers the daemon cannot look up by pid (run_launcher.py)."""
     home = root / "dagster"
     home.mkdir(parents=True)
     shutil.copyfile(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
@@ -90,7 +94,7 @@ def service_setup(root: Path, pg_env: dict[str, str]) -> ServiceSetup:
         DAGSTER_HOME=str(home),
         GAMEVIEW_STORE=str(root / "store"),
         GAMEVIEW_WORKDIR=str(root / "work"),
-        GAMEVIEW_CODE_SERVER_HOST="localhost",
+        GAMEVIEW_CODE_SERVER_HOST=code_host,
         GAMEVIEW_CODE_SERVER_PORT=str(free_port()),
         GAMEVIEW_TEST_WEB_PORT=str(free_port()),
         GAMEVIEW_CALLBACK_SECRET=CALLBACK_SECRET,

@@ -18,7 +18,8 @@ from dagster_postgres import PostgresRunStorage
 
 from gameview_assets.cli import INSTANCE_YAML, main
 from gameview_assets.run_launcher import GRPC_INFO_TAG, LocalProcessRunLauncher, process_status
-from gameview_assets.service import DEPLOY_DIR, production_problem
+from gameview_assets.service import DEPLOY_DIR, production_problem, wait_for_port
+from gameview_assets_tests.service.harness import service_setup, start_process, stop
 
 
 def production_home(tmp_path: Path, pg_env: dict[str, str], monkeypatch) -> Path:
@@ -81,14 +82,16 @@ def test_serve_production_refuses_an_unreachable_server(tmp_path, pg_env, monkey
     assert "DAGSTER_PG_HOST is not set" in production_problem(tmp_path / "dagster")
 
 
-def started_run(instance: dg.DagsterInstance, pid: int | None, host: str) -> dg.DagsterRun:
+def started_run(
+    instance: dg.DagsterInstance, pid: int | None, host: str, port: int = 4266
+) -> dg.DagsterRun:
     """A STARTED run launched on a code server at `host`, whose worker recorded `pid`."""
     run = instance.add_run(
         dg.DagsterRun(
             job_name="probe",
             run_id=str(uuid.uuid4()),
             status=dg.DagsterRunStatus.STARTED,
-            tags={GRPC_INFO_TAG: f'{{"host": "{host}", "port": 4266}}'},
+            tags={GRPC_INFO_TAG: f'{{"host": "{host}", "port": {port}}}'},
         )
     )
     if pid is not None:
@@ -122,3 +125,31 @@ def test_run_worker_health_follows_the_worker_process(tmp_path, pg_env, monkeypa
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_code_server_elsewhere_is_asked_whether_it_still_executes_the_run(
+    tmp_path, pg_env, monkeypatch
+):
+    """A code server addressed as another machine's (127.0.0.2): its run workers' pids mean
+    nothing here, so the launcher asks the server itself. A real code server that answers
+    without the run (restarted since the launch) means the worker is gone: FAILED. A server
+    that does not answer may be restarting: RUNNING. (test_service's two-production test has
+    the daemon ask it about live runs.)"""
+    for name, value in pg_env.items():
+        monkeypatch.setenv(name, value)
+    setup = service_setup(tmp_path, pg_env, code_host="127.0.0.2")
+    server = start_process(setup, "code-server")
+    service = setup.service()
+    try:
+        assert wait_for_port(service.code_host, service.code_port, server, 300), setup.log_tails()
+        with setup.instance() as instance:
+            launcher = instance.run_launcher
+            run = started_run(instance, None, service.code_host, service.code_port)
+            health = launcher.check_run_worker_health(run)
+            assert health.status == WorkerStatus.FAILED, health
+            assert f"127.0.0.2:{service.code_port} does not execute the run" in health.msg
+            stop(server)
+            health = launcher.check_run_worker_health(run)
+            assert health.status == WorkerStatus.RUNNING and "did not answer" in health.msg
+    finally:
+        stop(server)

@@ -73,8 +73,10 @@ def test_two_productions_share_the_gpu_and_outlive_a_daemon_restart(
 ):
     """Two productions dropped at once both run, their `splat` steps one at a time (the
     `gpu` pool's limit is 1); the daemon stopped and started again mid-run loses nothing:
-    one run per production, one `completed` callback each."""
-    setup = service_setup(tmp_path, pg_env)
+    one run per production, one `completed` callback each. The code server is addressed as
+    another machine's (127.0.0.2), as under docker compose: run monitoring asks it over gRPC
+    whether it still executes each run, and must never take a live run for a dead one."""
+    setup = service_setup(tmp_path, pg_env, code_host="127.0.0.2")
     productions = ["prod-a", "prod-b"]
     processes = {}
     with CallbackServer(secret=CALLBACK_SECRET) as app:
