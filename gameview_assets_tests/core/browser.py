@@ -9,9 +9,7 @@ import functools
 import http.server
 import io
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -21,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from gameview_assets_tests.processes import kill_tree
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -66,26 +66,6 @@ def serve(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def stop_chromium(process: subprocess.Popen) -> None:
-    """Stop the browser and every helper it started, and wait for each: the helpers outlive
-    the browser process for a moment and still write to the profile folder, whose removal
-    then fails with "Directory not empty"."""
-    import psutil
-
-    try:
-        helpers = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:  # the browser has already gone
-        helpers = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    _, alive = psutil.wait_procs(helpers, timeout=30)
-    for helper in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            helper.kill()
-    psutil.wait_procs(alive, timeout=30)
-
-
 def screenshot(url: str, width: int, height: int, ready: str) -> np.ndarray:
     """Open `url` in a `width`×`height` window, wait until the JavaScript `ready` expression is
     true, and return the page as uint8 [H, W, 3]. Fails on the page's `window.gameviewError`."""
@@ -98,7 +78,6 @@ def screenshot(url: str, width: int, height: int, ready: str) -> np.ndarray:
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -137,6 +116,9 @@ def screenshot(url: str, width: int, height: int, ready: str) -> np.ndarray:
                     time.sleep(0.5)
                 data = call("Page.captureScreenshot", format="png")["data"]
         finally:
-            stop_chromium(process)
+            # The browser's helpers still write to the profile for a moment after it exits,
+            # and removing the folder under them fails ("Directory not empty"): end them all.
+            kill_tree(process.pid)
+            process.wait(timeout=30)
     with Image.open(io.BytesIO(base64.b64decode(data))) as image:
         return np.asarray(image.convert("RGB"))

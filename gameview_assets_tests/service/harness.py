@@ -5,7 +5,6 @@ store the way the studio app uploads them, and what happened read back from the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -20,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import psutil
 
 from gameview_assets.core.production import RESULT_FILES
 from gameview_assets.jobs import PARTITION_TAG
 from gameview_assets.service import DEPLOY_DIR, Service
+from gameview_assets_tests.processes import kill_tree
 from gameview_assets_tests.service.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,35 +124,6 @@ def _start(setup: ServiceSetup, command: list[str], log_name: str) -> subprocess
             command, env=setup.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-
-
-def kill_tree(root_pid: int) -> list[psutil.Process]:
-    """SIGKILL a process and every process under it, as a machine dies. All are frozen
-    first (SIGSTOP) until the tree stops growing, so none escapes by starting a child
-    between listing and killing."""
-    try:
-        tree = {root_pid: psutil.Process(root_pid)}
-    except psutil.NoSuchProcess:
-        return []
-    while True:
-        for process in tree.values():
-            _signal(process, signal.SIGSTOP)
-        grown = dict(tree)
-        for process in tree.values():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                grown.update((child.pid, child) for child in process.children(recursive=True))
-        if grown.keys() == tree.keys():
-            break
-        tree = grown
-    for process in tree.values():
-        _signal(process, signal.SIGKILL)
-    psutil.wait_procs(list(tree.values()), timeout=30)
-    return list(tree.values())
-
-
-def _signal(process: psutil.Process, signum: int) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process.send_signal(signum)
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 120.0) -> int:

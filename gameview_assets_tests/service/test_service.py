@@ -19,13 +19,13 @@ from gameview_assets.core.workdir import ProductionPaths
 from gameview_assets.jobs import WILL_RETRY_TAG
 from gameview_assets.service import wait_for_port
 from gameview_assets_tests.callback_server import CallbackServer
+from gameview_assets_tests.processes import kill_tree
 from gameview_assets_tests.service.harness import (
     CALLBACK_SECRET,
     ResultsWatcher,
     assert_results_match_bundle,
     callback_statuses,
     drop_production,
-    kill_tree,
     overlaps,
     runs_of,
     service_setup,
