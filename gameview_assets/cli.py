@@ -196,7 +196,9 @@ def result_location(settings: Settings, production_id: str) -> str:
 
 
 def poses(source: Path, out: Path, preset_name: str) -> int:
-    """Frame selection and the pose stage only: a COLMAP model in `out`, images as extracted."""
+    """Frame selection and the pose stage only: a COLMAP model in `out`, images as extracted,
+    and in `out/views` the undistorted training views at the preset's training size, which
+    `data.read_views` (and `benchmarks/gpu_check.py` on a machine without pycolmap) reads."""
     from gameview_assets.core.errors import CaptureError
     from gameview_assets.core.sfm import PoseOptions, register_images
     from gameview_assets.core.video import FrameSelection, extract_frames
@@ -224,6 +226,12 @@ def poses(source: Path, out: Path, preset_name: str) -> int:
         return fail(str(exc))
     for name in ("cameras.bin", "images.bin", "points3D.bin"):
         shutil.copyfile(result.model_dir / name, out / name)
+    if result.undistorted_dir is not None:
+        from gameview_assets.core.train.data import load_views, save_views
+
+        undistorted = result.undistorted_dir
+        views = load_views(undistorted / "sparse", undistorted / "images", preset.train_max_size)
+        save_views(views, out / "views")
     print(
         f"registered {result.num_registered} of {result.num_images} frames, "
         f"{result.num_points} points, rung {result.rung}",

@@ -4,44 +4,82 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gameview_assets.core.train.config import TrainConfig
+from gameview_assets.core.train.densification import densification
+
 
 @dataclass(frozen=True)
 class Preset:
     """How hard each stage works for a production."""
 
-    name: str
-    steps: int
-    max_splats: int
-    extract_fps: float
-    max_frames: int
-    frame_max_size: int
-    train_max_size: int
-    sh_degree: int
-    min_registered_fraction: float
-    min_psnr: float
-    target_gpu_minutes: float
+    name: str  # what the studio app and `--preset` call it
+    steps: int  # training steps (one image each)
+    max_splats: int  # the splat cap: growth stops here (default), or MCMC's fixed budget
+    extract_fps: float  # frames per second of video taken for poses and training
+    max_frames: int  # at most this many frames (evenly spread) from all videos
+    frame_max_size: int  # long side of extracted frames, pixels (pose stage input)
+    train_max_size: int  # long side of training images, pixels
+    sh_degree: int  # spherical-harmonic degree of view-dependent colour (0: flat colour)
+    min_registered_fraction: float  # quality gate: share of frames the pose stage must register
+    min_psnr: float  # quality gate: held-out PSNR floor, dB
+    target_gpu_minutes: float  # what the design promises on one GPU
     cpu_time: str  # what a person waits on a CPU (see README, "Presets": how it was measured)
-    gpu_time: str
+    gpu_time: str  # what a person waits on one GPU (see benchmarks/README.md, gpu_check)
     web_max_splats: int = 1_500_000  # splats in scene.spz / scene.compressed.ply (phones)
+    # Densification, `densification(strategy)`: "default" (gsplat's clone/split/prune, grown
+    # up to max_splats) or "mcmc" (gsplat's MCMC: relocation within a budget of max_splats).
+    # gsplat's own ablation (Mip-NeRF 360, A100, 30k steps): default 29.00 dB with 3.24M splats
+    # in 19.4 min; MCMC capped at 1M 29.18 dB in 15.4 min, at 3M 29.65 dB in 27.6 min. So the
+    # GPU presets use MCMC with phone-sized budgets (phones render 1-1.5M splats); the CPU
+    # presets keep "default", whose growth follows the image gradients within few steps.
+    strategy: str = "default"
 
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         # smoke: checks a deployment end to end (the service tests run on it); a rough scene
-        Preset("smoke", 150, 5_000, 2, 16, 320, 240, 0, 0.5, 8.0, 0.5,
-               "about 1 min (measured, 2 cores)", "seconds (target, not yet measured)",
-               web_max_splats=2_000),
+        Preset(
+            name="smoke", steps=150, max_splats=5_000, extract_fps=2, max_frames=16,
+            frame_max_size=320, train_max_size=240, sh_degree=0, min_registered_fraction=0.5,
+            min_psnr=8.0, target_gpu_minutes=0.5,
+            cpu_time="about 1 min (measured, 2 cores)",
+            gpu_time="seconds (target, not yet measured)",
+            web_max_splats=2_000,
+        ),
         # preview's web budget is half its splats, so that a preview run exercises the cut
-        Preset("preview", 600, 20_000, 3, 40, 640, 320, 1, 0.5, 12.0, 1,
-               "2-4 min (measured, 2 cores; up to 10 min on a busy machine)",
-               "about 1 min (target, not yet measured)", web_max_splats=10_000),
-        Preset("fast", 5_000, 5_000_000, 5, 150, 1600, 1600, 3, 0.6, 20.0, 5,
-               "many hours: use a GPU", "5 min (target, not yet measured)"),
-        Preset("balanced", 15_000, 10_000_000, 10, 300, 1920, 1920, 3, 0.6, 22.0, 10,
-               "a day or more: use a GPU", "10 min (target, not yet measured)"),
-        Preset("high", 30_000, 20_000_000, 15, 500, 2560, 2560, 3, 0.6, 24.0, 15,
-               "days: use a GPU", "15 min (target, not yet measured)"),
+        Preset(
+            name="preview", steps=600, max_splats=20_000, extract_fps=3, max_frames=40,
+            frame_max_size=640, train_max_size=320, sh_degree=1, min_registered_fraction=0.5,
+            min_psnr=12.0, target_gpu_minutes=1,
+            cpu_time="2-4 min (measured, 2 cores; up to 10 min on a busy machine)",
+            gpu_time="about 1 min (target, not yet measured)",
+            web_max_splats=10_000,
+        ),
+        Preset(
+            name="fast", steps=5_000, max_splats=1_000_000, extract_fps=5, max_frames=150,
+            frame_max_size=1600, train_max_size=1600, sh_degree=3, min_registered_fraction=0.6,
+            min_psnr=20.0, target_gpu_minutes=5,
+            cpu_time="many hours: use a GPU",
+            gpu_time="5 min (target, not yet measured)",
+            strategy="mcmc",
+        ),
+        Preset(
+            name="balanced", steps=15_000, max_splats=1_500_000, extract_fps=10, max_frames=300,
+            frame_max_size=1920, train_max_size=1920, sh_degree=3, min_registered_fraction=0.6,
+            min_psnr=22.0, target_gpu_minutes=10,
+            cpu_time="a day or more: use a GPU",
+            gpu_time="10 min (target, not yet measured)",
+            strategy="mcmc",
+        ),
+        Preset(
+            name="high", steps=30_000, max_splats=3_000_000, extract_fps=15, max_frames=500,
+            frame_max_size=2560, train_max_size=2560, sh_degree=3, min_registered_fraction=0.6,
+            min_psnr=24.0, target_gpu_minutes=15,
+            cpu_time="days: use a GPU",
+            gpu_time="15 min (target, not yet measured)",
+            strategy="mcmc",
+        ),
     )
 }
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
@@ -62,3 +100,15 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}") from None
+
+
+def train_config(preset: Preset, strategy: str | None = None, **cadences: int) -> TrainConfig:
+    """How the splat stage trains for `preset`: its steps, cap, SH degree and strategy (or
+    the operator's `strategy`), plus output `cadences` (checkpoint_every, preview_every)."""
+    return TrainConfig(
+        steps=preset.steps,
+        max_splats=preset.max_splats,
+        sh_degree=preset.sh_degree,
+        strategy=densification(strategy or preset.strategy),
+        **cadences,
+    )

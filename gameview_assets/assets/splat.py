@@ -4,6 +4,7 @@ from typing import Literal
 
 import dagster as dg
 
+from gameview_assets import presets
 from gameview_assets.assets.failures import failures_reported, gate_spec, quality_gate
 from gameview_assets.assets.metadata import image_markdown
 from gameview_assets.assets.progress import StageReporter
@@ -26,7 +27,8 @@ PREVIEWS_SHOWN = 4
 class SplatConfig(dg.Config):
     """Operator choices on top of the preset (set in the launchpad)."""
 
-    strategy: Literal["default", "mcmc"] = "default"
+    # None: the preset's (presets.Preset.strategy); or force gsplat's default or MCMC
+    strategy: Literal["default", "mcmc"] | None = None
 
 
 @dg.asset(
@@ -55,9 +57,7 @@ def splat(
 
     prepare_cpu_training()  # before torch loads: see its docstring
     from gameview_assets.core.train.checkpoint import discard_checkpoints, save_splats
-    from gameview_assets.core.train.config import TrainConfig
     from gameview_assets.core.train.data import load_views
-    from gameview_assets.core.train.densification import densification
     from gameview_assets.core.train.trainer import train_splat
 
     paths = workdir.production(context.partition_key)
@@ -65,11 +65,9 @@ def splat(
         run = paths.run.read()
         poses = paths.poses.read()
     preset = get_preset(run.preset)
-    train_config = TrainConfig(
-        steps=preset.steps,
-        max_splats=preset.max_splats,
-        sh_degree=preset.sh_degree,
-        strategy=densification(config.strategy),
+    train_config = presets.train_config(
+        preset,
+        config.strategy,
         checkpoint_every=max(preset.steps // 5, 100),
         preview_every=max(preset.steps // 5, 100),
     )

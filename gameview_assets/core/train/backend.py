@@ -9,6 +9,16 @@ from torch import Tensor
 from gameview_assets.core.train import rasterizer
 
 
+def uses_gsplat(tensor: Tensor) -> bool:
+    """Whether splats held in `tensor` are rendered and densified by gsplat's own code (its
+    CUDA kernels and strategies) rather than ours: exactly when they live on a CUDA device.
+
+    The one place that decides, so that a test can send CPU tensors down gsplat's path with
+    its kernels swapped for a plain-torch stand-in (gameview_assets_tests/gsplat_cpu.py).
+    """
+    return tensor.is_cuda
+
+
 def rasterize(
     means: Tensor,
     quats: Tensor,
@@ -27,7 +37,7 @@ def rasterize(
     `cpu_tile_size` only applies to the CPU path (smaller tiles waste less work there).
     """
     scene = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
-    if means.is_cuda:
+    if uses_gsplat(means):
         from gsplat import rasterization
 
         # packed=False: the layout our CPU path produces and the trainer hands to the

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+VIEWS_FILE = "views.npz"  # cameras and sparse points of saved views; pixels in images/
 
 @dataclass
 class TrainingViews:
@@ -98,3 +99,44 @@ def load_views(model_dir: Path, images_dir: Path, image_max_size: int = 0) -> Tr
         points=torch.from_numpy(xyz),
         points_rgb=torch.from_numpy(rgb),
     )
+
+
+def save_views(views: TrainingViews, folder: Path) -> Path:
+    """Write `views` so that `read_views` loads them without pycolmap (on a bare GPU machine):
+    `views.npz` with the cameras and sparse points, and `images/<name>` (JPEG at quality 95, or
+    lossless for names ending in .png)."""
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for name, pixels in zip(views.names, views.images, strict=True):
+        Image.fromarray(pixels.numpy()).save(folder / "images" / name, quality=95)
+    np.savez(
+        folder / VIEWS_FILE,
+        names=np.array(views.names),
+        Ks=views.Ks.numpy(),
+        camtoworlds=views.camtoworlds.numpy(),
+        points=views.points.numpy(),
+        points_rgb=views.points_rgb.numpy(),
+    )
+    return folder
+
+
+def read_views(folder: Path, image_max_size: int = 0) -> TrainingViews:
+    """Views written by `save_views`, optionally downscaled (intrinsics follow the images)."""
+    folder = Path(folder)
+    with np.load(folder / VIEWS_FILE) as saved:
+        names = [str(name) for name in saved["names"]]
+        Ks = torch.from_numpy(saved["Ks"]).float()
+        camtoworlds = torch.from_numpy(saved["camtoworlds"]).float()
+        points = torch.from_numpy(saved["points"])
+        points_rgb = torch.from_numpy(saved["points_rgb"])
+    pixels, widths, heights = [], [], []
+    for i, name in enumerate(names):
+        with Image.open(folder / "images" / name) as opened:
+            full_width, full_height = opened.size
+        loaded = _load_image(folder / "images" / name, image_max_size)
+        Ks[i, 0] *= loaded.width / full_width
+        Ks[i, 1] *= loaded.height / full_height
+        pixels.append(torch.from_numpy(np.asarray(loaded, dtype=np.uint8).copy()))
+        widths.append(loaded.width)
+        heights.append(loaded.height)
+    return TrainingViews(names, pixels, Ks, camtoworlds, widths, heights, points, points_rgb)

@@ -10,6 +10,7 @@ import torch
 from gsplat.strategy import MCMCStrategy
 from torch import Tensor
 
+from gameview_assets.core.train import backend
 from gameview_assets.core.train.projection import quat_to_rotmat
 
 Params = dict[str, torch.nn.Parameter]
@@ -145,7 +146,7 @@ class TorchMCMCStrategy(MCMCStrategy):
         info: dict[str, Any],
         lr: float,
     ) -> None:
-        if params["means"].is_cuda:
+        if backend.uses_gsplat(params["means"]):
             super().step_post_backward(params, optimizers, state, step, info, lr)
             return
         binoms = state["binoms"]

@@ -61,7 +61,7 @@ def init_splats(
     if len(points) > max_splats:
         keep = torch.randperm(len(points), generator=generator)[:max_splats]
         points, points_rgb = points[keep], points_rgb[keep]
-    points = points.float()
+    points = points.float().clone()  # trained in place: never the caller's tensor
     n = len(points)
     scale = (mean_neighbour_distance(points) * init_scale).clamp_min(1e-7)
     quats = torch.zeros(n, 4)

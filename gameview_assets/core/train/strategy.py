@@ -8,6 +8,15 @@ from typing import Any
 import torch
 from gsplat.strategy import DefaultStrategy
 
+# The one private gsplat hook the project overrides, and its parameters in gsplat 1.5.3.
+# gsplat offers no public way to limit growth, and capping after growth would overshoot the
+# cap (and the memory) by up to every splat that qualifies. test_train_strategy.py checks this
+# signature and that `step_post_backward` still calls the hook, so an upgrade that changes
+# either fails in CI rather than on a GPU; newer keyword arguments (gsplat's main branch adds
+# `scene=`) pass through untouched.
+GROW_HOOK = "_grow_gs"
+GROW_HOOK_PARAMETERS = ("self", "params", "optimizers", "state", "step")
+
 
 @dataclass
 class CappedDefaultStrategy(DefaultStrategy):
@@ -18,7 +27,7 @@ class CappedDefaultStrategy(DefaultStrategy):
     own duplicate/split code runs unchanged on the survivors.
     """
 
-    max_splats: int = 0
+    max_splats: int = 0  # 0: no cap, gsplat's own behaviour
 
     @torch.no_grad()
     def _grow_gs(
@@ -27,6 +36,7 @@ class CappedDefaultStrategy(DefaultStrategy):
         optimizers: dict[str, torch.optim.Optimizer],
         state: dict[str, Any],
         step: int,
+        **newer: Any,
     ) -> tuple[int, int]:
         if self.max_splats > 0:
             budget = max(0, self.max_splats - len(params["means"]))
@@ -37,4 +47,4 @@ class CappedDefaultStrategy(DefaultStrategy):
                 chosen = torch.zeros_like(qualifies)
                 chosen[torch.topk(ranked, budget).indices] = True
                 state["grad2d"].mul_(chosen)
-        return super()._grow_gs(params, optimizers, state, step)
+        return super()._grow_gs(params, optimizers, state, step, **newer)
