@@ -276,8 +276,10 @@ def check_parity(device: str, dry_run: bool) -> list[dict[str, Any]]:
 
 
 def recipes(steps: int, max_splats: int) -> dict[str, Any]:
-    """The fast preset as the splat stage trains it, and gsplat simple_trainer's defaults
-    (default strategy with its absolute schedule, no cap, no far shell, no LR boost)."""
+    """`fast`: the fast preset as the splat stage trains it; `fast-default`: the same with
+    gsplat's default strategy (capped) instead of the preset's; `simple-trainer`: gsplat
+    simple_trainer's defaults (default strategy on its absolute schedule, no cap, no far
+    shell, no LR boost)."""
     from gameview_assets.core.train.config import TrainConfig
     from gameview_assets.core.train.densification import DefaultDensification
     from gameview_assets.presets import get_preset, train_config
@@ -298,7 +300,14 @@ def recipes(steps: int, max_splats: int) -> dict[str, Any]:
         refine_every=100,
         reset_every=3000,
     )
-    return {"fast preset": fast, "simple_trainer default": simple_trainer}
+    return {
+        "fast": fast,
+        "fast-default": replace(fast, strategy=DefaultDensification()),
+        "simple-trainer": simple_trainer,
+    }
+
+
+RECIPES = ("fast", "fast-default", "simple-trainer")
 
 
 def deadline_progress(deadline: float, state: dict[str, Any]) -> Callable[[float, str], None]:
@@ -369,7 +378,9 @@ def check_training(args: argparse.Namespace, device: str, report: Report) -> Non
     rows = report.data["training"] = []
     for dataset in DATASETS:
         views = read_views(args.data / dataset, max_size)
-        for recipe, config in recipes(steps, cap).items():
+        configs = recipes(steps, cap)
+        for recipe in args.recipes:
+            config = configs[recipe]
             row: dict[str, Any] = {
                 "capture": dataset,
                 "recipe": recipe,
@@ -378,7 +389,7 @@ def check_training(args: argparse.Namespace, device: str, report: Report) -> Non
                 "strategy": config.strategy.name,
                 "max_splats": config.max_splats,
             }
-            picture = report.out / f"{dataset}-{recipe.split()[0]}.jpg"
+            picture = report.out / f"{dataset}-{recipe}.jpg"
             with kernels(args.dry_run):
                 row |= train_one(views, config, device, report.deadline, picture)
             rows.append(row)
@@ -452,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepare", action="store_true", help="fill .gpu-carry/ (CPU machine)")
     parser.add_argument("--data", type=Path, default=CARRY / "views", help="prepared views")
     parser.add_argument("--steps", type=int, default=5000, help="training steps per run")
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES),
+                        help="training recipes, each run on each capture (see `recipes`)")
     parser.add_argument("--budget-s", type=float, default=440.0,
                         help="stop training when this many seconds have passed")
     args = parser.parse_args(argv)

@@ -40,13 +40,13 @@ def test_dry_run_writes_every_section(tmp_path: Path) -> None:
     assert [(row["capture"], row["recipe"]) for row in rows] == [
         (capture, recipe)
         for capture in ("kitchen", "sample")
-        for recipe in ("fast preset", "simple_trainer default")
+        for recipe in ("fast", "fast-default", "simple-trainer")
     ]
     for row in rows:
         assert row["steps"] == 12 and row["splats"] > 0 and row["held_out_psnr"] > 0, row
         assert (out / row["picture"]).stat().st_size > 0
     table = (out / "gpu_check.md").read_text()
-    assert "| kitchen | fast preset |" in table and "within tol." in table
+    assert "| kitchen | fast |" in table and "within tol." in table
 
 
 def test_lean_kernels_keep_only_the_channel_counts_rendered(tmp_path: Path) -> None:

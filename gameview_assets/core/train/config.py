@@ -59,6 +59,7 @@ class TrainConfig:
         """Steps for SH growth and refinement, scaled from gsplat's 30k-step defaults."""
         every = self.refine_every or min(100, max(10, self.steps // 60))
         return {
+            "steps": self.steps,
             "sh_degree_interval": self.sh_degree_interval or max(1, self.steps // 30),
             "refine_every": every,
             # at least 60 steps between opacity resets: a short run (smoke) must recover from each

@@ -167,7 +167,7 @@ class _Trainer:
         }
         self.optimizers = self._make_optimizers()
         self.gsplat_strategy, self.strategy_state = config.strategy.build(
-            config.max_splats, self.schedule, self.scene_scale
+            config.max_splats, self.schedule, self.scene_scale, len(self.params["means"])
         )
         self.gsplat_strategy.check_sanity(self.params, self.optimizers)
 
