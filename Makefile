@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints-cpu.txt
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-$(notdir $(CONSTRAINTS))
 
-.PHONY: install demo test serve bench
+.PHONY: install demo test serve bench gpu-check-prepare gpu-check
 install: $(STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) gameview_assets/core/viewer.py
@@ -38,3 +38,13 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_sensor.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_export.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_service.py
+
+# The first GPU run in one command (docs/gpu.md): prepare .gpu-carry/ here, then run
+# `make gpu-check OUT=DIR` on the GPU machine with its own python3 (no venv, no Dagster).
+gpu-check-prepare: $(STAMP)
+	PYTHONPATH=. $(BIN)/python benchmarks/gpu_check.py --prepare
+
+OUT ?= gpu-check
+gpu-check:
+	PYTHONPATH=$(CURDIR)/.gpu-carry/site:$(CURDIR) TORCH_EXTENSIONS_DIR=/tmp/torch-ext \
+		python3 benchmarks/gpu_check.py --out $(OUT)

@@ -27,8 +27,8 @@ PREVIEWS_SHOWN = 4
 class SplatConfig(dg.Config):
     """Operator choices on top of the preset (set in the launchpad)."""
 
-    # None: the preset's (presets.Preset.strategy); or force gsplat's default or MCMC
-    strategy: Literal["default", "mcmc"] | None = None
+    # "preset": the preset's (presets.Preset.strategy); or force gsplat's default or MCMC
+    strategy: Literal["preset", "default", "mcmc"] = "preset"
 
 
 @dg.asset(
@@ -67,7 +67,7 @@ def splat(
     preset = get_preset(run.preset)
     train_config = presets.train_config(
         preset,
-        config.strategy,
+        None if config.strategy == "preset" else config.strategy,
         checkpoint_every=max(preset.steps // 5, 100),
         preview_every=max(preset.steps // 5, 100),
     )

@@ -57,9 +57,16 @@ def test_bad_manifests_say_what_is_wrong(text, fragment):
 
 def test_presets_follow_the_design_table():
     designed = [p for p in PRESETS.values() if p.name not in ("smoke", "preview")]
-    assert [(p.name, p.steps, p.max_splats, p.extract_fps) for p in designed] == [
-        ("fast", 5_000, 5_000_000, 5),
-        ("balanced", 15_000, 10_000_000, 10),
-        ("high", 30_000, 20_000_000, 15),
+    assert [(p.name, p.steps, p.extract_fps) for p in designed] == [
+        ("fast", 5_000, 5),
+        ("balanced", 15_000, 10),
+        ("high", 30_000, 15),
+    ]
+    # The design's 5M/10M/20M caps gave way to MCMC budgets a phone renders (issue 19;
+    # gsplat's ablation and the H200 check in benchmarks/README.md).
+    assert [(p.strategy, p.max_splats) for p in designed] == [
+        ("mcmc", 1_000_000),
+        ("mcmc", 1_500_000),
+        ("mcmc", 3_000_000),
     ]
     assert PRESETS["smoke"].steps < PRESETS["preview"].steps < PRESETS["fast"].steps

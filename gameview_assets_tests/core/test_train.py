@@ -270,6 +270,8 @@ def test_strategy_is_a_named_dataclass_in_the_fingerprint() -> None:
         "opacity_reg": 0.01,
         "scale_reg": 0.01,
         "noise_lr": 5e5,
+        "stop_fraction": 0.8,
+        "min_refine_every": 10,
     }
     tuned = TrainConfig(steps=10, max_splats=10, strategy=DefaultDensification(grow_grad2d=1e-4))
     assert tuned.fingerprint() != TrainConfig(steps=10, max_splats=10).fingerprint()
@@ -277,6 +279,20 @@ def test_strategy_is_a_named_dataclass_in_the_fingerprint() -> None:
         densification("fancy")
     with pytest.raises(TypeError, match="densification"):
         TrainConfig(steps=10, max_splats=10, strategy="mcmc")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("steps", "initial", "budget"), [(5000, 5982, 1_000_000), (600, 3000, 20_000)]
+)
+def test_mcmc_refines_often_enough_to_reach_its_budget(steps, initial, budget) -> None:
+    """gsplat's MCMC grows 5% per refinement: the cadence must reach the budget in the run."""
+    config = TrainConfig(steps=steps, max_splats=budget, strategy=MCMCDensification())
+    growth = MCMCDensification().growth_schedule(config.schedule(), initial, budget)
+    start, stop, every = growth["refine_start"], growth["refine_stop"], growth["refine_every"]
+    refinements = sum(1 for step in range(start + 1, stop) if step % every == 0)
+    assert stop == round(0.8 * steps)
+    assert initial * 1.05**refinements >= budget
+    assert growth["refine_every"] >= 10
 
 
 def run_python(code: str) -> str:
