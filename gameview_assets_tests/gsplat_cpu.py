@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import gsplat.optimizers.selective_adam
 import gsplat.rendering
 import gsplat.strategy.ops
 import torch
@@ -237,6 +238,29 @@ def quat_scale_to_covar_preci(
     return _quat_scale_to_covar_preci(quats, scales, compute_covar, compute_preci, triu)
 
 
+def adam(
+    param: Tensor,
+    param_grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    valid: Tensor | None,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+) -> None:
+    """gsplat's fused Adam kernel (SelectiveAdam's step): rows where `valid` is set move, with
+    no bias correction, as the kernel does."""
+    new_avg = b1 * exp_avg + (1.0 - b1) * param_grad
+    new_avg_sq = b2 * exp_avg_sq + (1.0 - b2) * param_grad * param_grad
+    moved = param - lr * new_avg / (torch.sqrt(new_avg_sq) + eps)
+    rows = torch.ones(len(param), dtype=torch.bool) if valid is None else valid.bool()
+    rows = rows.reshape(-1, *[1] * (param.dim() - 1))
+    param.copy_(torch.where(rows, moved, param))
+    exp_avg.copy_(torch.where(rows, new_avg, exp_avg))
+    exp_avg_sq.copy_(torch.where(rows, new_avg_sq, exp_avg_sq))
+
+
 # (module, name) -> the stand-in put there; gsplat's modules import the kernels by name.
 REPLACED: dict[tuple[Any, str], Any] = {
     (gsplat.rendering, "fully_fused_projection"): fully_fused_projection,
@@ -246,6 +270,7 @@ REPLACED: dict[tuple[Any, str], Any] = {
     (gsplat.rendering, "spherical_harmonics"): spherical_harmonics,
     (gsplat.strategy.ops, "quat_scale_to_covar_preci"): quat_scale_to_covar_preci,
     (gsplat.strategy.ops, "compute_relocation"): compute_relocation,
+    (gsplat.optimizers.selective_adam, "adam"): adam,
     (backend, "uses_gsplat"): lambda tensor: True,
 }
 

@@ -99,9 +99,15 @@ def test_gsplat_rasterization_on_the_stand_in_equals_our_rasterizer() -> None:
     assert (info["tile_size"], our_info["tile_size"]) == (16, 8)
 
 
-@pytest.mark.parametrize("strategy", [DefaultDensification(), MCMCDensification()])
-def test_trainer_cuda_branch_trains_resumes_and_exports(strategy, tmp_path: Path) -> None:
-    """gsplat's rasterization computes `info`, gsplat's strategy reads it, on CPU tensors."""
+@pytest.mark.parametrize(
+    ("strategy", "optimizer"),
+    [(DefaultDensification(), "adam"), (MCMCDensification(), "selective_adam")],
+)
+def test_trainer_cuda_branch_trains_resumes_and_exports(
+    strategy, optimizer: str, tmp_path: Path
+) -> None:
+    """gsplat's rasterization computes `info`, gsplat's strategy reads it, on CPU tensors;
+    gsplat's SelectiveAdam steps the splats each view saw."""
     views = make_scene(n_views=6, n_gaussians=80, width=32)
     config = TrainConfig(
         steps=40,
@@ -115,6 +121,7 @@ def test_trainer_cuda_branch_trains_resumes_and_exports(strategy, tmp_path: Path
         reset_every=30,
         background_points=0,
         num_threads=1,
+        optimizer=optimizer,
     )
     with gsplat_on_cpu():
         result = train_splat(views, config, tmp_path)
@@ -127,3 +134,10 @@ def test_trainer_cuda_branch_trains_resumes_and_exports(strategy, tmp_path: Path
     saved = tmp_path / "splats.pt"
     save_splats(result.splats, saved)
     assert load_splats(saved)["means"].shape == (result.num_splats, 3)
+
+
+def test_selective_adam_is_refused_on_the_cpu_path(tmp_path: Path) -> None:
+    views = make_scene(n_views=3, n_gaussians=20, width=16)
+    config = TrainConfig(steps=2, max_splats=50, optimizer="selective_adam", num_threads=1)
+    with pytest.raises(ValueError, match="train on a GPU, or use 'adam'"):
+        train_splat(views, config, tmp_path)

@@ -8,6 +8,8 @@ from typing import Any
 
 from gameview_assets.core.train.densification import DefaultDensification, Densification
 
+OPTIMIZERS = ("adam", "selective_adam")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -45,10 +47,16 @@ class TrainConfig:
     refine_every: int = 0
     reset_every: int = 0
     random_background: bool = False
+    # "adam" (torch's), or "selective_adam": gsplat's SelectiveAdam, which updates only the
+    # splats seen in the step's view (CUDA only; Taming 3DGS: ~1.6x faster, ~0.2 dB lower)
+    optimizer: str = "adam"
     cpu_tile_size: int = 8
     num_threads: int = 0  # 0: see cpu.training_threads
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            choices = ", ".join(repr(name) for name in OPTIMIZERS)
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: use {choices}")
         if isinstance(self.strategy, str):
             raise TypeError(
                 f"strategy={self.strategy!r}: pass densification({self.strategy!r}) "

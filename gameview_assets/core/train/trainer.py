@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gameview_assets.core.errors import CaptureError
 from gameview_assets.core.metrics import psnr, ssim
+from gameview_assets.core.train import backend
 from gameview_assets.core.train.checkpoint import (
     UnreadableCheckpointError,
     checkpoints_in,
@@ -182,6 +183,22 @@ class _Trainer:
             "sh0": c.sh0_lr * boost,
             "shN": c.shN_lr * boost,
         }
+        if c.optimizer == "selective_adam":
+            if not backend.uses_gsplat(self.params["means"]):
+                raise ValueError(
+                    "optimizer 'selective_adam' runs on gsplat's CUDA kernels: train on a GPU, "
+                    "or use 'adam' on the CPU"
+                )
+            from gsplat.optimizers import SelectiveAdam
+
+            return {
+                key: SelectiveAdam(
+                    [{"params": self.params[key], "lr": lr, "name": key}],
+                    eps=1e-15,
+                    betas=(0.9, 0.999),
+                )
+                for key, lr in rates.items()
+            }
         return {
             key: torch.optim.Adam([{"params": self.params[key], "lr": lr, "name": key}], eps=1e-15)
             for key, lr in rates.items()
@@ -229,8 +246,11 @@ class _Trainer:
         loss.backward()
         means_lr = self.means_lr(step)
         self.optimizers["means"].param_groups[0]["lr"] = means_lr
+        # SelectiveAdam updates the splats this view saw: in any camera, both radii non-zero.
+        selective = self.config.optimizer == "selective_adam"
+        step_arguments = ((info["radii"] > 0).all(-1).any(0),) if selective else ()
         for optimizer in self.optimizers.values():
-            optimizer.step()
+            optimizer.step(*step_arguments)
             optimizer.zero_grad(set_to_none=True)
         c.strategy.step_post_backward(
             self.gsplat_strategy,
