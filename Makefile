@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/gameview process .gameview/sample.mp4 --preset preview
 
 test: $(STAMP)
+	./scripts/test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
