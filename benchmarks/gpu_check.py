@@ -277,7 +277,8 @@ def check_parity(device: str, dry_run: bool) -> list[dict[str, Any]]:
 
 def recipes(steps: int, max_splats: int) -> dict[str, Any]:
     """`fast`: the fast preset as the splat stage trains it; `fast-default`: the same with
-    gsplat's default strategy (capped) instead of the preset's; `simple-trainer`: gsplat
+    gsplat's default strategy (capped) instead of the preset's; `fast-selective`: the same
+    with gsplat's SelectiveAdam; `simple-trainer`: gsplat
     simple_trainer's defaults (default strategy on its absolute schedule, no cap, no far
     shell, no LR boost)."""
     from gameview_assets.core.train.config import TrainConfig
@@ -303,11 +304,12 @@ def recipes(steps: int, max_splats: int) -> dict[str, Any]:
     return {
         "fast": fast,
         "fast-default": replace(fast, strategy=DefaultDensification()),
+        "fast-selective": replace(fast, optimizer="selective_adam"),
         "simple-trainer": simple_trainer,
     }
 
 
-RECIPES = ("fast", "fast-default", "simple-trainer")
+RECIPES = ("fast", "fast-default", "fast-selective", "simple-trainer")
 
 
 def deadline_progress(deadline: float, state: dict[str, Any]) -> Callable[[float, str], None]:
@@ -376,7 +378,7 @@ def check_training(args: argparse.Namespace, device: str, report: Report) -> Non
     steps, max_size, cap = (12, 48, 400) if args.dry_run else (args.steps, 0, 0)
     max_size = max_size or get_preset("fast").train_max_size
     rows = report.data["training"] = []
-    for dataset in DATASETS:
+    for dataset in args.captures:
         views = read_views(args.data / dataset, max_size)
         configs = recipes(steps, cap)
         for recipe in args.recipes:
@@ -435,7 +437,7 @@ def run_check(args: argparse.Namespace) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: run with --dry-run on a machine without a GPU", file=sys.stderr)
         return 2
-    missing = [name for name in DATASETS if not (args.data / name / "views.npz").exists()]
+    missing = [name for name in args.captures if not (args.data / name / "views.npz").exists()]
     if missing:
         print(f"no prepared views for {', '.join(missing)} under {args.data}: "
               "run `python benchmarks/gpu_check.py --prepare` first", file=sys.stderr)
@@ -463,8 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepare", action="store_true", help="fill .gpu-carry/ (CPU machine)")
     parser.add_argument("--data", type=Path, default=CARRY / "views", help="prepared views")
     parser.add_argument("--steps", type=int, default=5000, help="training steps per run")
-    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES),
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES,
+                        default=["fast", "fast-default", "simple-trainer"],
                         help="training recipes, each run on each capture (see `recipes`)")
+    parser.add_argument("--captures", nargs="+", choices=DATASETS, default=list(DATASETS),
+                        help="prepared captures to train on")
     parser.add_argument("--budget-s", type=float, default=440.0,
                         help="stop training when this many seconds have passed")
     args = parser.parse_args(argv)
