@@ -205,12 +205,12 @@ def _database_tick(
         changes = database.changed_manifests(cursor.db, DB_ROWS_PER_TICK)
         folders += [(change.folder, change.cursor) for change in changes]
     position = cursor.db
-    for folder, after in folders:
+    versions = bucket.manifest_versions(folder for folder, _ in folders)  # a few at once
+    for (folder, after), (_, version) in zip(folders, versions, strict=True):
         if handled >= MAX_RUNS_PER_TICK or clock() >= deadline:
             break
         if after is None:
             retry.remove(folder)
-        version = bucket.manifest_version(folder)
         if version is not None:
             read: dict[str, str] = {}
             ref = ManifestRef(folder, version)

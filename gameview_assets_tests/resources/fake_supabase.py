@@ -22,6 +22,9 @@ behind a `/storage/v1` gateway) was seen to behave:
   objects answer NoSuchBucket.
 - Objects are served with the Cache-Control they were stored with, `no-cache` when none was
   given; HTML is served as `text/plain` (no scripts run on the storage origin).
+- CORS is the gateway's (Kong's `cors` plugin with its defaults, as Supabase configures it):
+  a request with an `Origin` gets `Access-Control-Allow-Origin: *`, and a preflight
+  (`OPTIONS`) is answered 200 with every method and the headers it asked for.
 - Resumable (TUS 1.0.0) uploads at `/upload/resumable`: POST creates (Upload-Length,
   Upload-Metadata with bucketName/objectName/contentType/cacheControl, x-upsert) and answers
   a `Location` built from the gateway's `X-Forwarded-Proto`/`X-Forwarded-Host` (else the
@@ -67,6 +70,8 @@ BUCKET = "productions"
 API = "/storage/v1"
 IO_CHUNK = 1 << 16
 TUS_VERSION = "1.0.0"
+CORS_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+"""What Kong's cors plugin allows by default."""
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]*$")
 """Supabase Storage's `isValidKey`: JS `\\w` (ASCII) and these symbols; nothing else."""
 
@@ -216,6 +221,22 @@ class FakeStorage:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def end_headers(self) -> None:
+                if self.headers.get("Origin"):
+                    self.send_header("Access-Control-Allow-Origin", "*")
+                    self.send_header("Vary", "Origin")
+                super().end_headers()
+
+            def do_OPTIONS(self) -> None:
+                """The gateway's answer to a preflight; the server never sees one."""
+                asked = self.headers.get("Access-Control-Request-Headers", "")
+                self.send_response(200)
+                self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
+                if asked:
+                    self.send_header("Access-Control-Allow-Headers", asked)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def reply(
                 self,
