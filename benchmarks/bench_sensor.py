@@ -1,7 +1,7 @@
 """Upload sensor tick time with many productions, against Dagster's 60 s sensor timeout.
 
-    python benchmarks/bench_sensor.py [--sizes 100,1000,10000] [--stores local,supabase]
-    python benchmarks/bench_sensor.py --stores database --sizes 100000,1000000 --json out.json
+    python benchmarks/bench_sensor.py [--stores local,supabase,database] [--sizes 100,1000,10000]
+        [--db-sizes 100000,1000000] [--json FILE]
 
 For each store (the local folder; the fake Supabase Storage of the tests, paging 1,000
 entries a request, in this process) and each number of productions, it times:
@@ -219,18 +219,20 @@ def database_ticks(admin, url: str, count: int, indexed: bool) -> dict[str, obje
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000")
-    parser.add_argument("--stores", default="local,supabase")
+    parser.add_argument("--stores", default="local,supabase,database")
+    parser.add_argument("--sizes", default="100,1000,10000", help="for local and supabase")
+    parser.add_argument("--db-sizes", default="100000,1000000", help="for database")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    db_sizes = [int(n) for n in args.db_sizes.split(",")]
     print(f"timeout {TIMEOUT_S:.0f} s; at most {MAX_RUNS_PER_TICK} runs and {TICK_BUDGET_S:.0f} s "
           "of manifest checks per tick")  # fmt: skip
     rows: list[dict[str, object]] = []
     for store_name in args.stores.split(","):
         if store_name == "database":
             with postgres_server() as postgres:
-                for count in sizes:
+                for count in db_sizes:
                     rows += database_rows(postgres, count)
         else:
             rows += [listing_row(store_name, count) for count in sizes]
