@@ -73,8 +73,8 @@ def test_the_app_shows_the_scene_from_its_own_origin(
     site = tmp_path / "app"
     site.mkdir()
     (site / "scene.html").write_text(app_example(), encoding="utf-8")
-    frame_ready = (
-        "(() => { const w = document.querySelector('iframe').contentWindow;"
+    frame_ready = (  # asked from the start: the page may not have its iframe yet
+        "(() => { const f = document.querySelector('iframe'), w = f && f.contentWindow;"
         " if (w && w.gameviewError) window.gameviewError = w.gameviewError;"
         " return Boolean(w && w.gameviewReady); })()"
     )
