@@ -55,7 +55,8 @@ def test_the_signed_viewer_opened_directly_shows_its_source(published: dict[str,
 
     shows_source = (
         "document.readyState === 'complete' && document.contentType === 'text/plain'"
-        " && !window.GameViewViewer && document.body.innerText.startsWith('<!doctype html>')"
+        " && !window.GameViewViewer && Boolean(document.body)"
+        " && document.body.innerText.startsWith('<!doctype html>')"
     )
     shot = screenshot(published["viewer.html"], 320, 200, shows_source)
     assert shot.shape == (200, 320, 3)
