@@ -266,13 +266,56 @@ def sample(out: Path) -> int:
     return 0
 
 
-def serve() -> int:
+def serve(port: int) -> int:
     """`dagster dev` on these definitions, with the instance at `$DAGSTER_HOME`."""
-    home = prepare_dagster_home(Settings.from_env())
+    settings = Settings.from_env()
+    problem = storage_problem(settings)
+    if problem:
+        return fail(problem)
+    home = prepare_dagster_home(settings)
     # Through this interpreter, so it works from `make serve` without an activated venv.
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(write_workspace(home))]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(write_workspace(home)),
+               "-p", str(port)]  # fmt: skip
+    default_stop_signals()
     os.execv(sys.executable, command)
     return 0
+
+
+def default_stop_signals() -> None:
+    """SIGINT and SIGTERM back to their defaults, for a process about to exec Dagster.
+
+    A script's `command &` (and `setsid`, nohup, some supervisors) starts it with SIGINT
+    ignored; an ignored signal stays ignored across exec, and Dagster then copies SIGINT's
+    disposition onto SIGTERM (`setup_interrupt_handlers`), so nothing would stop it but
+    SIGKILL, which leaves its own processes behind. With the defaults, Python turns SIGINT
+    into KeyboardInterrupt, Dagster maps SIGTERM onto it, and it shuts its processes down."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def storage_problem(settings: Settings) -> str | None:
+    """Why the Supabase store cannot serve (a refused key, a missing bucket), in one line;
+    None for the local store or one that answers. Storage that does not answer yet is only
+    a warning: the service's calls wait for it and retry."""
+    if not settings.supabase_url:
+        return None
+    if not settings.supabase_key:
+        return "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both"
+    from gameview_assets.resources.store import StorageAccessError, StorageUnavailableError
+    from gameview_assets.resources.supabase_store import SupabaseStore
+
+    store = SupabaseStore(settings.supabase_url, settings.supabase_key, settings.bucket)
+    try:
+        store.check_access()
+    except StorageAccessError as exc:
+        return str(exc)
+    except StorageUnavailableError as exc:
+        print(f"warning: {exc.message}; starting anyway", file=sys.stderr)
+    finally:
+        store.close()
+    return None
 
 
 def serve_production(port: int) -> int:
@@ -285,8 +328,9 @@ def serve_production(port: int) -> int:
         run_service,
     )
 
-    home = Settings.from_env().dagster_home
-    problem = production_problem(home)
+    settings = Settings.from_env()
+    home = settings.dagster_home
+    problem = production_problem(home) or storage_problem(settings)
     if problem:
         return fail(problem)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -348,14 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     make = commands.add_parser("sample", help="render a synthetic orbit video")
     make.add_argument("out", type=Path, help="the .mp4 file to write")
-    web = commands.add_parser("serve", help="open the Dagster UI (dagster dev)")
+    web = commands.add_parser(
+        "serve",
+        help="open the Dagster UI (dagster dev)",
+        description="Runs until Ctrl-C or SIGTERM, which stop every process it started, "
+        "however it was started (a terminal, a script's `&`, setsid, systemd). With Supabase "
+        "(SUPABASE_URL), the key and bucket are checked first.",
+    )
     web.add_argument(
         "--production",
         action="store_true",
         help="code server, daemon and webserver as separate processes on the PostgreSQL "
         "instance at $DAGSTER_HOME (README: Running in production)",
     )
-    web.add_argument("--port", type=int, default=3000, help="webserver port (with --production)")
+    web.add_argument("--port", type=int, default=3000, help="webserver port")
     return parser
 
 
@@ -378,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         return sample(args.out)
     if args.production:
         return serve_production(args.port)
-    return serve()
+    return serve(args.port)
 
 
 if __name__ == "__main__":

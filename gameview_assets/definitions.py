@@ -36,6 +36,7 @@ def store_resource(settings: Settings) -> StoreResource:
         url=settings.supabase_url,
         service_role_key=dg.EnvVar("SUPABASE_SERVICE_ROLE_KEY"),
         bucket=settings.bucket,
+        db_url=dg.EnvVar("SUPABASE_DB_URL") if settings.supabase_db_url else None,
     )
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +111,17 @@ def postgres_url(postgres: dict) -> str:
     return pg_url_from_config({"postgres_db": db})
 
 
-def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout_s: float) -> bool:
-    """Whether the process listens on host:port before it exits or time runs out."""
+def wait_for_port(
+    host: str,
+    port: int,
+    process: subprocess.Popen,
+    timeout_s: float,
+    stopped: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Whether the process listens on host:port before it exits, time runs out or `stopped()`
+    (a SIGTERM while it loads) says to give up."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and process.poll() is None and not stopped():
         try:
             socket.create_connection((host, port), timeout=1.0).close()
             return True
@@ -156,8 +164,14 @@ def run_service(service: Service) -> int:
                 )
             print(f"{name}: pid {processes[name].pid}, log {log.name}", file=sys.stderr)
             if name == "code-server" and not wait_for_port(
-                service.code_host, service.code_port, processes[name], CODE_SERVER_START_S
+                service.code_host,
+                service.code_port,
+                processes[name],
+                CODE_SERVER_START_S,
+                lambda: bool(stopping),
             ):
+                if stopping:  # stopped while the code server loaded: nothing more to start
+                    return 0
                 print(f"error: the code server did not start: see {log.name}", file=sys.stderr)
                 return 1
         print(f"webserver: http://{service.web_host}:{service.web_port}", file=sys.stderr)

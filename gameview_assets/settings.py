@@ -39,6 +39,7 @@ class Settings:
     dagster_home: Path
     supabase_url: str | None
     supabase_key: str | None
+    supabase_db_url: str | None  # the project's database, read-only (the upload sensor's)
     bucket: str
     callback_url: str | None
     callback_secret: str | None
@@ -57,6 +58,7 @@ class Settings:
             dagster_home=Path(env.get("DAGSTER_HOME", ".gameview/dagster")).absolute(),
             supabase_url=env.get("SUPABASE_URL") or None,
             supabase_key=env.get("SUPABASE_SERVICE_ROLE_KEY") or None,
+            supabase_db_url=env.get("SUPABASE_DB_URL") or None,
             bucket=env.get("GAMEVIEW_BUCKET", "productions"),
             callback_url=env.get("GAMEVIEW_CALLBACK_URL") or None,
             callback_secret=env.get("GAMEVIEW_CALLBACK_SECRET") or None,

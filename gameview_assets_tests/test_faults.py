@@ -15,7 +15,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -516,6 +516,23 @@ def test_pipeline_storage_down_during_download_resumes_or_fails_clearly(
     assert not list((service.workdir / "videos").glob("*"))  # no half-downloaded video
     assert service.results() == []
     assert service.run("source_videos", "frames", "sparse_model").success
+
+
+def test_pipeline_a_rotated_key_fails_as_a_credentials_fault_not_a_missing_manifest(
+    service: Service,
+) -> None:
+    # The real server answers a key it cannot verify with "Bucket not found" on reads, which
+    # the store once took for a missing manifest, blaming the upload.
+    rotated = SupabaseStoreResource(url=service.fake.url, service_role_key="rotated-key")
+    resources = {**service.defs.resources, "store": rotated}
+    defs = dg.Definitions(assets=all_assets, jobs=[process_production_job], resources=resources)
+
+    result = replace(service, defs=defs).run("source_videos")
+
+    assert not result.success and service.retries(result) == 0  # retrying cannot help
+    reason = failure_of_run(service.instance, result.run_id).as_metadata()
+    assert_failed(reason, "source_videos", "storage_misconfigured",
+                  "SUPABASE_SERVICE_ROLE_KEY", "rotated", "service's fault")  # fmt: skip
 
 
 def test_pipeline_disk_full_during_frames_fails_clearly_then_runs_again(

@@ -39,8 +39,8 @@ def source_videos(
     """
     from gameview_assets.core.video import probe_video
 
-    bucket = store.store
     with failures_reported(STAGE):
+        bucket = store.store  # a refused key or bucket fails the stage with its reason
         paths = workdir.production(context.partition_key)
         paths.run.discard()
         paths.timings.discard()

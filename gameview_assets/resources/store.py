@@ -77,6 +77,22 @@ class StorageUnavailableError(CaptureError):
         )
 
 
+class StorageAccessError(CaptureError):
+    """Storage refuses the service's key, or has no such bucket: the deployment's settings
+    are wrong (a rotated or mistyped key, a misspelled bucket), not the capture. Never taken
+    for a missing object, and not retried: nothing changes until an operator fixes them."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(
+            "storage_misconfigured",
+            f"storage ({where}) refused the service: {detail}",
+            "this is the service's fault, not the capture's: an operator must set "
+            "SUPABASE_SERVICE_ROLE_KEY to the project's current service_role key (Supabase "
+            "dashboard: Project Settings, API keys) and GAMEVIEW_BUCKET to an existing bucket, "
+            "restart the service, then upload production.json again",
+        )
+
+
 class SupersededError(CaptureError):
     """production.json changed (or went) while the run was going: its results would be for
     a manifest that is no longer there, so they are not published."""

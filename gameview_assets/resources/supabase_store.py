@@ -24,6 +24,7 @@ from gameview_assets.core.production import (
 )
 from gameview_assets.resources.store import (
     ResultTooLargeError,
+    StorageAccessError,
     StorageUnavailableError,
     content_type_for,
 )
@@ -46,7 +47,8 @@ T = TypeVar("T")
 
 
 class StorageError(OSError):
-    """Supabase Storage answered with an error other than not-found."""
+    """Supabase Storage answered with an error other than not-found, a refusal of the
+    service's key or bucket, or an outage."""
 
 
 class SupabaseStore:
@@ -58,7 +60,10 @@ class SupabaseStore:
     names that exist under the exact prefix. Listing uses the v1 endpoint (`POST
     /object/list/<bucket>`), which every Supabase version has, page by page.
     A missing object is `FileNotFoundError` from every call, whether the server answers 404 or
-    (as it does) 400 with `"statusCode":"404"` in the body.
+    (as it does) 400 with `"statusCode":"404"` NoSuchKey in the body. A refused key (403) or
+    a bucket that is not there (NoSuchBucket, also what a key that does not verify gets on
+    reads) is `StorageAccessError`, never a missing object; `check_access` asks up front,
+    since a HEAD's bare 400 cannot tell them apart.
     """
 
     def __init__(self, url: str, key: str, bucket: str, *, timeout_s: float = 60.0) -> None:
@@ -76,6 +81,7 @@ class SupabaseStore:
         self._storage = client.storage
         self._bucket: SyncBucketProxy = client.storage.from_(bucket)
         self._bucket_limit: tuple[int | None] | None = None
+        """The bucket's file size limit once read (a 1-tuple: None is a valid limit)."""
         self.resumable_threshold = RESUMABLE_THRESHOLD
         self.download_retries = DOWNLOAD_RETRIES
         self.retry_backoff_s = 0.5
@@ -89,18 +95,37 @@ class SupabaseStore:
         return {"apikey": self._key, "Authorization": f"Bearer {self._key}"}
 
     def _where(self, key: str) -> str:
-        return f"{self.describe()}/{key}"
+        return f"{self.describe()}/{key}" if key else self.describe()
+
+    def _refusal(self, status: object, code: object, message: object) -> str | None:
+        """Why storage refuses the service itself (its key, its bucket), for people; None
+        for any other answer."""
+        if code == "NoSuchBucket" or str(message) == "Bucket not found":
+            return (
+                f"bucket {self.bucket_name!r} was not found, or the key cannot see it (a key "
+                "that does not verify reads as the anonymous role, which sees no private bucket)"
+            )
+        if str(status) == "403" or code in ("AccessDenied", "InvalidJWT"):
+            return (
+                f"the key (SUPABASE_SERVICE_ROLE_KEY) was refused ({message or code}): it is "
+                "wrong, rotated or expired"
+            )
+        return None
 
     @contextmanager
     def _mapped_errors(self, key: str) -> Iterator[None]:
-        """supabase-py's `StorageApiError` as `FileNotFoundError` when the object is missing;
-        a connection refused or dropped, or a 5xx answer, as `StorageUnavailableError`."""
+        """supabase-py's `StorageApiError` as `StorageAccessError` when the key or bucket is
+        refused, `FileNotFoundError` when the object is missing; a connection refused or
+        dropped, or a 5xx answer, as `StorageUnavailableError`."""
         import httpx
         from storage3.exceptions import StorageApiError
 
         try:
             yield
         except StorageApiError as exc:
+            refusal = self._refusal(exc.status, exc.code, exc.message)
+            if refusal:
+                raise StorageAccessError(self._where(key), refusal) from exc
             if _is_not_found(exc.status, exc.code, exc.message):
                 raise FileNotFoundError(f"{self._where(key)} does not exist") from exc
             if str(exc.status).startswith("5"):
@@ -111,8 +136,9 @@ class SupabaseStore:
             raise StorageUnavailableError(self._where(key), detail) from exc
 
     def _check(self, response: httpx.Response, key: str) -> None:
-        """Raise for an error answer: `FileNotFoundError` for a missing object,
-        `StorageUnavailableError` for a 5xx (a gateway or server down)."""
+        """Raise for an error answer: `StorageAccessError` for a refused key or bucket,
+        `FileNotFoundError` for a missing object, `StorageUnavailableError` for a 5xx (a
+        gateway or server down)."""
         if response.is_success:
             return
         if response.is_server_error:
@@ -120,10 +146,47 @@ class SupabaseStore:
                 self._where(key), f"HTTP {response.status_code} {response.text[:200]}".strip()
             )
         status, code, message = _error_of(response)
+        refusal = self._refusal(status, code, message)
+        if refusal:
+            raise StorageAccessError(self._where(key), refusal)
         if _is_not_found(status, code, message):
             raise FileNotFoundError(f"{self._where(key)} does not exist")
         raise StorageError(
             f"{self._where(key)}: HTTP {response.status_code} {code or ''} {message}".strip()
+        )
+
+    def check_access(self) -> None:
+        """Ask for the bucket (`GET /bucket/<name>`, a route that verifies the key): raise
+        `StorageAccessError` saying what is wrong when the key is refused or the bucket is
+        not there, `StorageUnavailableError` when storage does not answer. A misspelled
+        bucket otherwise lists as empty (200 `[]`) and the service would wait forever; a
+        refused key would make every object look missing. Keeps the bucket's size limit."""
+        from storage3.exceptions import StorageApiError
+
+        with self._mapped_errors(""):
+            try:
+                limit = self._storage.get_bucket(self.bucket_name).file_size_limit
+            except StorageApiError as exc:
+                if exc.code == "NoSuchBucket" or exc.message == "Bucket not found":
+                    raise StorageAccessError(self.describe(), self._missing_bucket()) from exc
+                raise
+        self._bucket_limit = (int(limit) if limit else None,)
+
+    def _missing_bucket(self) -> str:
+        """The bucket is not there: say which are, or that the key sees none at all."""
+        try:
+            names = sorted(bucket.name for bucket in self._storage.list_buckets())
+        except Exception:  # only improves the message
+            names = []
+        if names:
+            return (
+                f"there is no bucket {self.bucket_name!r} at {self.url} (its buckets: "
+                f"{', '.join(names)}): set GAMEVIEW_BUCKET to one of them"
+            )
+        return (
+            f"no bucket {self.bucket_name!r} at {self.url}, and the key sees no bucket at all: "
+            "create the bucket, and check that the key is the service_role key (an anon or "
+            "user key sees no private bucket)"
         )
 
     # listing
@@ -287,7 +350,7 @@ class SupabaseStore:
         }
         with source.open("rb") as f, self._mapped_errors(key):
             response = self._http.post(url, headers=headers, content=file_range(f, 0, size))
-        if response.status_code == 413:
+        if _too_large(response):
             raise self._too_large(key, size)
         self._check(response, key)
         return None
@@ -306,7 +369,7 @@ class SupabaseStore:
             with self._mapped_errors(key):
                 uploader.upload(source, metadata, {"x-upsert": "true"})
         except TusError as exc:
-            if exc.response.status_code == 413:
+            if _too_large(exc.response):
                 raise self._too_large(key, size) from exc
             self._check(exc.response, key)
             raise
@@ -398,7 +461,16 @@ def _error_of(response: httpx.Response) -> tuple[str, str | None, str]:
     return str(response.status_code), None, response.text
 
 
+def _too_large(response: httpx.Response) -> bool:
+    """The size refusal in each of its forms: HTTP 400 with `"statusCode":"413"`
+    EntityTooLarge (REST uploads), or a plain-text HTTP 413 (TUS)."""
+    status, code, _ = _error_of(response)
+    return status == "413" or code == "EntityTooLarge"
+
+
 def _is_not_found(status: object, code: object, message: object) -> bool:
+    """A missing object (NoSuchKey; the older `not_found`). Callers ask `_refusal` first:
+    a missing bucket carries `"statusCode":"404"` too."""
     return (
         str(status) == "404"
         or code in ("not_found", "NoSuchKey")

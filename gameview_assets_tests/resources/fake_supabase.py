@@ -7,18 +7,35 @@ behind a `/storage/v1` gateway) was seen to behave:
 - Listing (`POST /object/list/<bucket>`) compares `lower(name)`: the prefix and `search` match
   whatever the case, and folders that differ only in case come back as one entry. Fetching an
   object (`GET`/`HEAD /object/<bucket>/<key>`, signing) is case-sensitive.
-- A missing object answers HTTP 400 with `"statusCode":"404"` in the body (supabase-py raises
-  `storage3.exceptions.StorageApiError`); HEAD answers a bare 400.
+- Errors are the server's `StorageBackendError.render()`: `{"statusCode", "code", "error",
+  "message"}` with `error` equal to `code`, sent as HTTP 400 whatever `statusCode` says
+  (500 stays 500); HEAD answers a bare 400. A missing object is `"statusCode":"404"`
+  NoSuchKey (supabase-py raises `storage3.exceptions.StorageApiError`).
 - Keys outside the server's character set (`é`, `#`, `%`, ...) are refused: 400 InvalidKey.
 - An object over the bucket's `file_size_limit` (or the project's global limit, which the
-  bucket does not report) is refused with HTTP 413 Payload too large.
+  bucket does not report) is refused: HTTP 400 with `"statusCode":"413"` EntityTooLarge.
+- A key the server cannot verify (wrong, rotated, expired): the object routes that also
+  serve anonymous readers (`GET`/`HEAD /object/<bucket>/<key>`, `allowInvalidJwt`) read as
+  the anonymous role, which sees no bucket: 400 `"statusCode":"404"` NoSuchBucket "Bucket not
+  found"; every other route answers HTTP 403 AccessDenied.
+- An unknown bucket lists as 200 `[]` (the listing is a query that matches nothing); its
+  objects answer NoSuchBucket.
+- Objects are served with the Cache-Control they were stored with, `no-cache` when none was
+  given; HTML is served as `text/plain` (no scripts run on the storage origin).
+- CORS is the gateway's (Kong's `cors` plugin with its defaults, as Supabase configures it):
+  a request with an `Origin` gets `Access-Control-Allow-Origin: *`, and a preflight
+  (`OPTIONS`) is answered 200 with every method and the headers it asked for.
 - Resumable (TUS 1.0.0) uploads at `/upload/resumable`: POST creates (Upload-Length,
-  Upload-Metadata with bucketName/objectName/contentType, x-upsert), PATCH appends at
-  Upload-Offset (409 on a wrong offset), HEAD reports the offset. A PATCH interrupted by a
+  Upload-Metadata with bucketName/objectName/contentType/cacheControl, x-upsert) and answers
+  a `Location` built from the gateway's `X-Forwarded-Proto`/`X-Forwarded-Host` (else the
+  Host header); PATCH appends at Upload-Offset, HEAD reports the offset. TUS refusals are
+  plain text, as the TUS server writes them: 413 "Maximum size exceeded", 409
+  "Upload-Offset conflict" (with no `Upload-Offset` header). A PATCH interrupted by a
   dropped connection keeps the bytes that arrived, as the file backend does.
 - `POST /object/move` and `/object/copy` (`{bucketId, sourceKey, destinationKey}`) refuse an
-  existing destination (400, `"statusCode":"409"`, Duplicate: the server creates it with
-  `isUpsert: false`) and a missing source (the not-found answer); `DELETE /object/<bucket>`
+  existing destination (`"statusCode":"409"` ResourceAlreadyExists: the server creates it
+  with `isUpsert: false`) and a missing source (NoSuchKey); an upload without `x-upsert` onto
+  an existing key is `"statusCode":"409"` KeyAlreadyExists. `DELETE /object/<bucket>`
   (`{prefixes}`) deletes those exact names at once and answers the objects it deleted.
 
 Downloads honour `Range: bytes=<start>-` (206 Partial Content), as the server does.
@@ -53,6 +70,8 @@ BUCKET = "productions"
 API = "/storage/v1"
 IO_CHUNK = 1 << 16
 TUS_VERSION = "1.0.0"
+CORS_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+"""What Kong's cors plugin allows by default."""
 VALID_KEY = re.compile(r"^[A-Za-z0-9_/!\-.*'() &$@=;:+,?]*$")
 """Supabase Storage's `isValidKey`: JS `\\w` (ASCII) and these symbols; nothing else."""
 
@@ -64,6 +83,7 @@ class StoredObject:
     content_type: str
     updated_at: datetime
     etag: str
+    cache_control: str = "no-cache"
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
@@ -76,6 +96,7 @@ class TusUpload:
     key: str
     length: int
     content_type: str
+    cache_control: str
     upsert: bool
     path: Path
     offset: int = 0
@@ -100,6 +121,9 @@ class FakeStorage:
         connection without answering."""
         self.fault: Callable[[str, str], str | None] = lambda method, path: None
         """(method, path) → None, "503" or "drop", asked before each request is served."""
+        self.on_change: Callable[[str, bool], None] = lambda key, present: None
+        """Told (key, True) when an object is written, (key, False) when it goes: where the
+        real server writes its `storage.objects` row (tests mirror it into PostgreSQL)."""
         self.lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="fake-supabase-"))
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -123,7 +147,9 @@ class FakeStorage:
         path.write_bytes(data)
         self._store(key, path, content_type)
 
-    def _store(self, key: str, path: Path, content_type: str) -> None:
+    def _store(
+        self, key: str, path: Path, content_type: str, cache_control: str = "no-cache"
+    ) -> None:
         digest = hashlib.md5()
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
@@ -132,10 +158,11 @@ class FakeStorage:
             old = self.objects.get(key)
             self.objects[key] = StoredObject(
                 path, path.stat().st_size, content_type, datetime.now(UTC),
-                f'"{digest.hexdigest()}"',
+                f'"{digest.hexdigest()}"', cache_control,
             )  # fmt: skip
         if old is not None:
             old.path.unlink(missing_ok=True)
+        self.on_change(key, True)
 
     def calls_to(self, route: str) -> list[tuple[str, str, dict[str, Any]]]:
         return [c for c in self.calls if c[1] == route]
@@ -195,6 +222,22 @@ class FakeStorage:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def end_headers(self) -> None:
+                if self.headers.get("Origin"):
+                    self.send_header("Access-Control-Allow-Origin", "*")
+                    self.send_header("Vary", "Origin")
+                super().end_headers()
+
+            def do_OPTIONS(self) -> None:
+                """The gateway's answer to a preflight; the server never sees one."""
+                asked = self.headers.get("Access-Control-Request-Headers", "")
+                self.send_response(200)
+                self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
+                if asked:
+                    self.send_header("Access-Control-Allow-Headers", asked)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def reply(
                 self,
                 status: int,
@@ -214,17 +257,27 @@ class FakeStorage:
             def reply_json(self, status: int, payload: Any, **kwargs: Any) -> None:
                 self.reply(status, json.dumps(payload).encode(), **kwargs)
 
-            def error(self, http_status: int, status_code: str, code: str, message: str) -> None:
-                """Storage's error body; `status_code` may differ from the HTTP status."""
-                payload = {"statusCode": status_code, "error": code, "message": message}
-                self.reply_json(http_status, payload)
+            def error(self, status_code: str, code: str, message: str, http_status: int = 0
+                      ) -> None:  # fmt: skip
+                """Storage's rendered error: HTTP 400 (500 for a 500) unless told otherwise,
+                whatever `statusCode` the body carries."""
+                payload = {"statusCode": status_code, "code": code, "error": code,
+                           "message": message}  # fmt: skip
+                self.reply_json(http_status or (500 if status_code == "500" else 400), payload)
 
             def not_found(self) -> None:
-                self.error(400, "404", "not_found", "Object not found")
+                self.error("404", "NoSuchKey", "Object not found")
+
+            def no_bucket(self) -> None:
+                self.error("404", "NoSuchBucket", "Bucket not found")
 
             def too_large(self) -> None:
-                self.error(413, "413", "Payload too large",
-                           "The object exceeded the maximum allowed size")  # fmt: skip
+                self.error("413", "EntityTooLarge", "The object exceeded the maximum allowed size")
+
+            def tus_refusal(self, status: int, text: str) -> None:
+                """The TUS server's own refusals: plain text, no JSON."""
+                self.reply(status, f"{text}\n".encode(), "text/plain",
+                           headers={"Tus-Resumable": TUS_VERSION})  # fmt: skip
 
             def discard_body(self) -> None:
                 remaining = int(self.headers.get("Content-Length", 0))
@@ -257,7 +310,7 @@ class FakeStorage:
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
                 start = min(int(match[1]), obj.size) if match else 0
                 self.send_response(206 if match else 200)
-                self.send_header("Content-Type", obj.content_type)
+                self.object_headers(obj)
                 self.send_header("Content-Length", str(obj.size - start))
                 if match:
                     self.send_header("Content-Range", f"bytes {start}-{obj.size - 1}/{obj.size}")
@@ -292,7 +345,7 @@ class FakeStorage:
             def route(self) -> tuple[str, str, str] | None:
                 """(route, bucket, key) from /storage/v1/object/[list|sign/]<bucket>/<key>."""
                 path = unquote(urlsplit(self.path).path)
-                if path.startswith(f"{API}/bucket/"):
+                if path == f"{API}/bucket" or path.startswith(f"{API}/bucket/"):
                     return "bucket", path[len(f"{API}/bucket/") :], ""
                 if path.startswith(f"{API}/upload/resumable"):
                     return "tus", BUCKET, path[len(f"{API}/upload/resumable") :].strip("/")
@@ -308,65 +361,87 @@ class FakeStorage:
                 bucket, _, key = rest.partition("/")
                 return route, bucket, key
 
-            def authorized(self) -> bool:
-                if (
+            def key_valid(self) -> bool:
+                return (
                     self.headers.get("apikey") == KEY
                     and self.headers.get("Authorization") == f"Bearer {KEY}"
-                ):
+                )
+
+            def authorized(self) -> bool:
+                """Whether the key verifies; if not, answer as the JWT check does (403)."""
+                if self.key_valid():
                     return True
                 self.discard_body()
-                self.error(403, "403", "Unauthorized", "invalid JWT")
+                self.error("403", "AccessDenied", "invalid signature", http_status=403)
                 return False
 
             def valid_key(self, key: str) -> bool:
                 if VALID_KEY.fullmatch(key):
                     return True
                 self.discard_body()
-                self.error(400, "400", "InvalidKey", f"Invalid key: {key}")
+                self.error("400", "InvalidKey", f"Invalid key: {key}")
                 return False
 
             def do_HEAD(self) -> None:
                 if self.outage():
                     return None
                 parsed = self.route()
-                if parsed is None or not self.authorized():
-                    return None if parsed else self.reply(404)
+                if parsed is None:
+                    return self.reply(404)
                 route, bucket, key = parsed
                 if route == "tus":
-                    return self.tus_head(key)
+                    return self.tus_head(key) if self.authorized() else None
                 fake.calls.append(("HEAD", "object", {"key": key}))
-                obj = fake.objects.get(key) if bucket == BUCKET else None
+                obj = self.readable(bucket, key)
                 if obj is None:
                     return self.reply(400)
                 self.send_response(200)
-                self.send_header("Content-Type", obj.content_type)
+                self.object_headers(obj)
                 self.send_header("Content-Length", str(obj.size))
-                self.send_header("ETag", obj.etag)
-                self.send_header("Last-Modified", format_datetime(obj.updated_at, usegmt=True))
-                self.send_header("Cache-Control", "max-age=3600")
                 self.end_headers()
                 return None
+
+            def readable(self, bucket: str, key: str) -> StoredObject | None:
+                """The object a GET/HEAD may read: with a key that does not verify, the
+                anonymous role sees no (private) bucket."""
+                if bucket != BUCKET or not self.key_valid():
+                    return None
+                return fake.objects.get(key)
+
+            def object_headers(self, obj: StoredObject) -> None:
+                """HTML as text/plain, as the server serves it, and the stored Cache-Control."""
+                served = "text/plain" if obj.content_type.startswith("text/html") else None
+                self.send_header("Content-Type", served or obj.content_type)
+                self.send_header("ETag", obj.etag)
+                self.send_header("Last-Modified", format_datetime(obj.updated_at, usegmt=True))
+                self.send_header("Cache-Control", obj.cache_control)
 
             def do_GET(self) -> None:
                 if self.outage():
                     return None
                 parsed = self.route()
                 if parsed is None:
-                    return self.error(404, "404", "not_found", "no such route")
+                    return self.error("404", "NotFound", "no such route", http_status=404)
                 route, bucket, key = parsed
                 if route == "sign":
                     token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
                     if token != f"token-for-{key}":
-                        return self.error(400, "400", "InvalidJWT", "bad token")
-                elif not self.authorized():
-                    return None
-                if route == "bucket":
+                        return self.error("400", "InvalidJWT", "invalid signature")
+                    obj = fake.objects.get(key) if bucket == BUCKET else None
+                elif route == "bucket":
+                    if not self.authorized():
+                        return None
+                    if not bucket:
+                        return self.reply_json(200, [fake.bucket_info()])
                     if bucket != BUCKET:
-                        return self.error(400, "404", "Bucket not found", "Bucket not found")
+                        return self.no_bucket()
                     return self.reply_json(200, fake.bucket_info())
+                else:
+                    obj = self.readable(bucket, key)
+                    if obj is None and (bucket != BUCKET or not self.key_valid()):
+                        return self.no_bucket()
                 fake.calls.append(("GET", route or "object",
                                    {"key": key, "range": self.headers.get("Range")}))  # fmt: skip
-                obj = fake.objects.get(key) if bucket == BUCKET else None
                 if obj is None:
                     return self.not_found()
                 return self.stream_file(obj)
@@ -380,13 +455,14 @@ class FakeStorage:
                     return self.tus_create()
                 if route in ("move", "copy"):
                     return self.move_or_copy(route, json.loads(self.body()))
-                if bucket != BUCKET:
-                    self.discard_body()
-                    return self.error(400, "404", "Bucket not found", "Bucket not found")
                 if route == "list":
                     request = json.loads(self.body())
                     fake.calls.append(("POST", "list", request))
-                    return self.reply_json(200, fake.list_entries(request))
+                    found = fake.list_entries(request) if bucket == BUCKET else []
+                    return self.reply_json(200, found)
+                if bucket != BUCKET:
+                    self.discard_body()
+                    return self.no_bucket()
                 if not self.valid_key(key):
                     return None
                 if route == "sign":
@@ -407,7 +483,7 @@ class FakeStorage:
                 if parsed is None or not self.authorized():
                     if parsed is None:
                         self.discard_body()
-                        self.error(404, "404", "not_found", "no such route")
+                        self.error("404", "NotFound", "no such route", http_status=404)
                     return None
                 return parsed
 
@@ -429,7 +505,7 @@ class FakeStorage:
                 route, bucket, key = parsed
                 if route or key or bucket != BUCKET:
                     self.discard_body()
-                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                    return self.no_bucket()
                 prefixes = json.loads(self.body())["prefixes"]
                 fake.calls.append(("DELETE", "remove", {"keys": list(prefixes)}))
                 deleted = []
@@ -439,29 +515,35 @@ class FakeStorage:
                         if obj is not None:
                             obj.path.unlink(missing_ok=True)
                             deleted.append({**object_entry(name, obj), "bucket_id": BUCKET})
+                            fake.on_change(name, False)
                 return self.reply_json(200, deleted)
 
             def move_or_copy(self, route: str, request: dict[str, Any]) -> None:
                 source, destination = request["sourceKey"], request["destinationKey"]
                 fake.calls.append(("POST", route, {"from": source, "to": destination}))
                 if request.get("bucketId") != BUCKET:
-                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                    return self.no_bucket()
                 if not VALID_KEY.fullmatch(destination):
-                    return self.error(400, "400", "InvalidKey", f"Invalid key: {destination}")
+                    return self.error("400", "InvalidKey", f"Invalid key: {destination}")
                 with fake.lock:
                     obj = fake.objects.get(source)
                     if obj is None:
                         return self.not_found()
                     if destination in fake.objects:
-                        return self.error(400, "409", "Duplicate", "The resource already exists")
+                        return self.error("409", "ResourceAlreadyExists",
+                                          "The resource already exists")  # fmt: skip
                     if route == "move":
                         fake.objects[destination] = fake.objects.pop(source)
+                        fake.on_change(source, False)
+                        fake.on_change(destination, True)
                         return self.reply_json(200, {"message": "Successfully moved"})
                     copy = fake.dir / uuid.uuid4().hex
                     shutil.copyfile(obj.path, copy)
                     fake.objects[destination] = StoredObject(
-                        copy, obj.size, obj.content_type, datetime.now(UTC), obj.etag
-                    )
+                        copy, obj.size, obj.content_type, datetime.now(UTC), obj.etag,
+                        obj.cache_control,
+                    )  # fmt: skip
+                    fake.on_change(destination, True)
                 return self.reply_json(200, {"Key": f"{BUCKET}/{destination}"})
 
             def upload(self, bucket: str, key: str) -> None:
@@ -473,7 +555,7 @@ class FakeStorage:
                                                       "multipart": multipart_body}))  # fmt: skip
                 if key in fake.objects and not upsert:
                     self.discard_body()
-                    return self.error(400, "409", "Duplicate", "The resource already exists")
+                    return self.error("409", "KeyAlreadyExists", "The resource already exists")
                 limit = fake.limit
                 if limit is not None and size > limit:
                     self.discard_body()
@@ -484,7 +566,8 @@ class FakeStorage:
                     path.write_bytes(data)
                 else:
                     self.body_to_file(path)
-                fake._store(key, path, content_type)
+                cache_control = self.headers.get("cache-control") or "no-cache"
+                fake._store(key, path, content_type, cache_control)
                 return self.reply_json(200, {"Key": f"{bucket}/{key}", "Id": fake.objects[key].id})
 
             def tus_headers(self, upload: TusUpload) -> dict[str, str]:
@@ -509,24 +592,28 @@ class FakeStorage:
                 if self.headers.get("Tus-Resumable") != TUS_VERSION:
                     return self.reply(412, headers={"Tus-Version": TUS_VERSION})
                 if metadata.get("bucketName") != BUCKET:
-                    return self.error(400, "404", "Bucket not found", "Bucket not found")
+                    return self.no_bucket()
                 if not self.valid_key(key):
                     return None
                 if length < 0:
-                    return self.error(400, "400", "InvalidUploadLength", "Upload-Length needed")
+                    return self.tus_refusal(400, "Upload-Length or Upload-Defer-Length required")
                 if fake.limit is not None and length > fake.limit:
-                    return self.too_large()
+                    return self.tus_refusal(413, "Maximum size exceeded")
                 if key in fake.objects and not upsert:
-                    return self.error(409, "409", "Duplicate", "The resource already exists")
+                    return self.error("409", "KeyAlreadyExists", "The resource already exists")
                 upload_id = base64.urlsafe_b64encode(
                     f"{BUCKET}/{key}/{uuid.uuid4()}".encode()
                 ).decode()
+                cache_seconds = metadata.get("cacheControl")
                 fake.uploads[upload_id] = TusUpload(
                     key, length, metadata.get("contentType") or "application/octet-stream",
+                    f"max-age={cache_seconds}" if cache_seconds else "no-cache",
                     upsert, fake.dir / f"tus-{uuid.uuid4().hex}",
                 )  # fmt: skip
                 fake.uploads[upload_id].path.touch()
-                location = f"{fake.url}{API}/upload/resumable/{upload_id}"
+                proto = self.headers.get("X-Forwarded-Proto") or "http"
+                host = self.headers.get("X-Forwarded-Host") or self.headers["Host"]
+                location = f"{proto}://{host}{API}/upload/resumable/{upload_id}"
                 return self.reply(201, headers={"Location": location, "Tus-Resumable": TUS_VERSION})
 
             def tus_head(self, upload_id: str) -> None:
@@ -548,11 +635,11 @@ class FakeStorage:
                     return self.reply(415, headers={"Tus-Resumable": TUS_VERSION})
                 if offset != upload.offset:
                     self.discard_body()
-                    return self.reply(409, headers=self.tus_headers(upload))
+                    return self.tus_refusal(409, "Upload-Offset conflict")
                 size = int(self.headers.get("Content-Length", 0))
                 if upload.offset + size > upload.length:
                     self.discard_body()
-                    return self.too_large()
+                    return self.tus_refusal(413, "Maximum size exceeded")
                 drop = fake.drop_patches_after.pop(0) if fake.drop_patches_after else None
                 upload.offset += self.body_to_file(upload.path, "ab", stop_after=drop)
                 if drop is not None:
@@ -560,7 +647,7 @@ class FakeStorage:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return None
                 if upload.offset == upload.length:
-                    fake._store(upload.key, upload.path, upload.content_type)
+                    fake._store(upload.key, upload.path, upload.content_type, upload.cache_control)
                 return self.reply(204, headers=self.tus_headers(upload))
 
         return Handler
@@ -601,7 +688,7 @@ def object_entry(name: str, obj: StoredObject) -> dict[str, Any]:
             "eTag": obj.etag,
             "size": obj.size,
             "mimetype": obj.content_type,
-            "cacheControl": "max-age=3600",
+            "cacheControl": obj.cache_control,
             "lastModified": stamp,
             "contentLength": obj.size,
             "httpStatusCode": 200,

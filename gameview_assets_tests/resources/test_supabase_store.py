@@ -1,13 +1,14 @@
 """SupabaseStore through the real supabase-py client, against a local Storage REST server
-(`fake_supabase.FakeStorage`) that has the real server's quirks: case-insensitive listing,
-case-sensitive fetching, HTTP 400 with `"statusCode":"404"` for a missing object, 413 above
-the size limit, InvalidKey, and resumable (TUS) uploads."""
+(`fake_supabase.FakeStorage`) that answers as the real server does: case-insensitive listing,
+case-sensitive fetching, HTTP 400 with the real status in the body (NoSuchKey, EntityTooLarge,
+NoSuchBucket for a key that does not verify), 403 on the routes that check the key, an unknown
+bucket listing empty, InvalidKey, HTML served as text, and resumable (TUS) uploads."""
 
 from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import dagster as dg
 import httpx
@@ -15,8 +16,14 @@ import pytest
 
 from gameview_assets.resources import supabase_store
 from gameview_assets.resources.storage import SupabaseStoreResource
-from gameview_assets.resources.store import list_manifests
+from gameview_assets.resources.store import (
+    ResultTooLargeError,
+    StorageAccessError,
+    StorageUnavailableError,
+    list_manifests,
+)
 from gameview_assets.resources.supabase_store import SupabaseStore
+from gameview_assets.resources.tus import encode_metadata
 from gameview_assets_tests.resources.fake_supabase import BUCKET, KEY, FakeStorage
 
 
@@ -169,20 +176,16 @@ def test_signed_url_fetches_the_object(fake: FakeStorage, store: SupabaseStore) 
     assert sign[2]["expiresIn"] == "3600"
 
 
-def test_wrong_key_is_an_error(fake: FakeStorage) -> None:
-    from storage3.exceptions import StorageApiError
-
-    fake.put("p1/production.json", b"{}")
-    with pytest.raises(StorageApiError):
-        list(list_manifests(SupabaseStore(fake.url, "anon-key", BUCKET)))
-
-
 # The real server's quirks, and what the store makes of them.
 
 
-def raw(fake: FakeStorage, method: str, path: str, **kwargs: object) -> httpx.Response:
-    headers = {"apikey": KEY, "Authorization": f"Bearer {KEY}"}
-    return httpx.request(method, f"{fake.url}/storage/v1{path}", headers=headers, **kwargs)
+def raw(
+    fake: FakeStorage, method: str, path: str, headers: dict[str, str] | None = None,
+    **kwargs: object,
+) -> httpx.Response:  # fmt: skip
+    auth = {"apikey": KEY, "Authorization": f"Bearer {KEY}"}
+    url = f"{fake.url}/storage/v1{path}"
+    return httpx.request(method, url, headers={**auth, **(headers or {})}, **kwargs)
 
 
 def test_the_fake_answers_a_missing_object_as_the_server_does(fake: FakeStorage) -> None:
@@ -191,7 +194,8 @@ def test_the_fake_answers_a_missing_object_as_the_server_does(fake: FakeStorage)
     response = raw(fake, "GET", f"/object/{BUCKET}/p1/missing.json")
     assert response.status_code == 400
     assert response.json() == {
-        "statusCode": "404", "error": "not_found", "message": "Object not found",
+        "statusCode": "404", "code": "NoSuchKey", "error": "NoSuchKey",
+        "message": "Object not found",
     }  # fmt: skip
     assert raw(fake, "HEAD", f"/object/{BUCKET}/p1/missing.json").status_code == 400
     bucket = SupabaseStore(fake.url, KEY, BUCKET)._bucket
@@ -200,6 +204,7 @@ def test_the_fake_answers_a_missing_object_as_the_server_does(fake: FakeStorage)
         with pytest.raises(StorageApiError) as caught:
             call()
         assert str(caught.value.status) == "404"
+        assert caught.value.code == "NoSuchKey"
 
 
 @pytest.mark.parametrize("call", ["read_text", "download", "signed_url"])
@@ -261,9 +266,202 @@ def test_keys_the_server_refuses_are_refused_before_sending(
     assert fake.objects == {}
 
 
-def test_an_object_over_the_limit_is_refused_with_413(fake: FakeStorage) -> None:
+def test_an_object_over_the_limit_is_refused_as_the_server_does(fake: FakeStorage) -> None:
     fake.global_file_size_limit = 10
     response = raw(fake, "POST", f"/object/{BUCKET}/p1/results/scene.ply", content=b"x" * 11)
-    assert response.status_code == 413
-    assert response.json()["error"] == "Payload too large"
+    assert response.status_code == 400  # not 413: the status is in the body
+    assert response.json() == {
+        "statusCode": "413", "code": "EntityTooLarge", "error": "EntityTooLarge",
+        "message": "The object exceeded the maximum allowed size",
+    }  # fmt: skip
     assert raw(fake, "POST", f"/object/{BUCKET}/p1/ok", content=b"x" * 10).status_code == 200
+
+
+def test_a_small_upload_over_the_limit_is_result_too_large(
+    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+) -> None:
+    fake.global_file_size_limit = 1000  # the project's limit: the bucket reports none
+    source = tmp_path / "scene.ply"
+    source.write_bytes(b"x" * 1001)
+    assert source.stat().st_size <= store.resumable_threshold  # one POST, not TUS
+
+    with pytest.raises(ResultTooLargeError) as caught:
+        store.upload("p1/results/scene.ply", source)
+
+    assert caught.value.code == "result_too_large"
+    assert "1,001 bytes" in caught.value.message
+    assert "p1/results/scene.ply" not in fake.objects
+
+
+def test_the_fake_refuses_existing_keys_with_the_servers_codes(fake: FakeStorage) -> None:
+    fake.put("p1/a.json", b"{}")
+    fake.put("p1/b.json", b"{}")
+    upload = raw(fake, "POST", f"/object/{BUCKET}/p1/a.json", content=b"{}")
+    move = {"bucketId": BUCKET, "sourceKey": "p1/a.json", "destinationKey": "p1/b.json"}
+    moved = raw(fake, "POST", "/object/move", json=move)
+    for response, code in ((upload, "KeyAlreadyExists"), (moved, "ResourceAlreadyExists")):
+        assert response.status_code == 400
+        assert response.json()["statusCode"] == "409"
+        assert response.json()["code"] == response.json()["error"] == code
+
+
+def test_a_wrong_key_reads_as_no_bucket_and_is_refused_elsewhere(fake: FakeStorage) -> None:
+    fake.put("p1/production.json", b"{}")
+    wrong = {"apikey": "rotated", "Authorization": "Bearer rotated"}
+    base = f"{fake.url}/storage/v1"
+
+    got = httpx.get(f"{base}/object/{BUCKET}/p1/production.json", headers=wrong)
+    assert got.status_code == 400
+    assert got.json() == {
+        "statusCode": "404", "code": "NoSuchBucket", "error": "NoSuchBucket",
+        "message": "Bucket not found",
+    }  # fmt: skip
+    head = httpx.head(f"{base}/object/{BUCKET}/p1/production.json", headers=wrong)
+    assert head.status_code == 400 and head.content == b""  # as for a missing object
+    listed = httpx.post(f"{base}/object/list/{BUCKET}", headers=wrong, json={"prefix": ""})
+    signed = httpx.post(f"{base}/object/sign/{BUCKET}/p1/production.json", headers=wrong,
+                        json={"expiresIn": 60})  # fmt: skip
+    bucket = httpx.get(f"{base}/bucket/{BUCKET}", headers=wrong)
+    for response in (listed, signed, bucket):
+        assert response.status_code == 403
+        assert response.json()["statusCode"] == "403"
+        assert response.json()["code"] == "AccessDenied"
+
+
+def test_a_signed_url_with_a_bad_token_is_invalid_jwt(fake: FakeStorage) -> None:
+    fake.put("p1/a.json", b"{}")
+    response = httpx.get(f"{fake.url}/storage/v1/object/sign/{BUCKET}/p1/a.json?token=forged")
+    assert response.status_code == 400
+    assert response.json()["code"] == "InvalidJWT"
+
+
+def test_an_unknown_bucket_lists_empty(fake: FakeStorage) -> None:
+    fake.put("p1/production.json", b"{}")
+    response = raw(fake, "POST", "/object/list/prodcutions", json={"prefix": "", "limit": 10})
+    assert response.status_code == 200 and response.json() == []
+    got = raw(fake, "GET", "/object/prodcutions/p1/production.json")
+    assert got.status_code == 400 and got.json()["code"] == "NoSuchBucket"
+
+
+def test_the_fake_serves_html_as_text_and_its_cache_control(
+    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+) -> None:
+    page = tmp_path / "viewer.html"
+    page.write_text("<!doctype html><title>v</title>")
+    store.upload("p1/results/viewer.html", page)  # stored as text/html, max-age=60
+    fake.put("p1/plain.bin", b"x")  # stored with no cache-control
+
+    got = httpx.get(store.signed_url("p1/results/viewer.html"))
+    assert got.headers["content-type"] == "text/plain"
+    assert got.headers["cache-control"] == "max-age=60"
+    assert fake.objects["p1/results/viewer.html"].content_type.startswith("text/html")
+    plain = raw(fake, "GET", f"/object/{BUCKET}/p1/plain.bin")
+    assert plain.headers["cache-control"] == "no-cache"
+    assert raw(fake, "HEAD", f"/object/{BUCKET}/p1/plain.bin").headers["cache-control"] == (
+        "no-cache"
+    )
+
+
+def test_tus_answers_as_the_tus_server_does(fake: FakeStorage) -> None:
+    fake.file_size_limit = 100
+    metadata = encode_metadata({"bucketName": BUCKET, "objectName": "p1/big.bin"})
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Metadata": metadata}
+    too_big = raw(fake, "POST", "/upload/resumable", headers={**tus, "Upload-Length": "101"})
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "text/plain"
+    assert too_big.text.strip() == "Maximum size exceeded"
+
+    forwarded = {**tus, "Upload-Length": "10", "X-Forwarded-Proto": "https",
+                 "X-Forwarded-Host": "project.supabase.co"}  # fmt: skip
+    created = raw(fake, "POST", "/upload/resumable", headers=forwarded)
+    location = created.headers["Location"]
+    assert location.startswith("https://project.supabase.co/storage/v1/upload/resumable/")
+    plain = raw(fake, "POST", "/upload/resumable", headers={**tus, "Upload-Length": "10"})
+    assert plain.headers["Location"].startswith(f"{fake.url}/storage/v1/upload/resumable/")
+
+    upload_path = urlsplit(location).path.removeprefix("/storage/v1")
+    patch = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+    conflict = raw(fake, "PATCH", upload_path, headers={**patch, "Upload-Offset": "5"},
+                   content=b"x" * 5)  # fmt: skip
+    assert conflict.status_code == 409
+    assert conflict.text.strip() == "Upload-Offset conflict"
+    assert "Upload-Offset" not in conflict.headers
+
+
+def test_a_resumable_upload_over_the_limit_is_result_too_large(
+    fake: FakeStorage, store: SupabaseStore, tmp_path: Path
+) -> None:
+    fake.global_file_size_limit = 1000
+    store.resumable_threshold = 10
+    source = tmp_path / "scene.ply"
+    source.write_bytes(b"x" * 1001)
+    with pytest.raises(ResultTooLargeError):
+        store.upload("p1/results/scene.ply", source)
+
+
+# What the store makes of a wrong key or bucket: a credentials fault, never a missing object.
+
+
+@pytest.mark.parametrize("call", ["read_text", "download", "list_folders", "signed_url"])
+def test_a_wrong_key_is_a_credentials_fault_not_a_missing_object(
+    fake: FakeStorage, tmp_path: Path, call: str
+) -> None:
+    fake.put("p1/production.json", b"{}")
+    store = SupabaseStore(fake.url, "rotated-key", BUCKET)
+    key = "p1/production.json"
+    args = {"read_text": (key,), "download": (key, tmp_path / "a"), "list_folders": (),
+            "signed_url": (key,)}[call]  # fmt: skip
+    with pytest.raises(StorageAccessError) as caught:
+        getattr(store, call)(*args)
+    assert caught.value.code == "storage_misconfigured"
+    assert not isinstance(caught.value, FileNotFoundError)
+    assert "SUPABASE_SERVICE_ROLE_KEY" in str(caught.value)
+
+
+def test_check_access_says_what_is_wrong(fake: FakeStorage) -> None:
+    assert SupabaseStore(fake.url, KEY, BUCKET).check_access() is None
+
+    with pytest.raises(StorageAccessError, match=r"key \(SUPABASE_SERVICE_ROLE_KEY\) was refused"):
+        SupabaseStore(fake.url, "rotated-key", BUCKET).check_access()
+    misspelled = SupabaseStore(fake.url, KEY, "prodcutions")
+    with pytest.raises(StorageAccessError) as caught:
+        misspelled.check_access()
+    assert "no bucket 'prodcutions'" in caught.value.message
+    assert "its buckets: productions" in caught.value.message
+    assert misspelled.list_folders() == []  # what the service would otherwise have seen
+
+
+def test_check_access_keeps_the_bucket_limit(fake: FakeStorage) -> None:
+    fake.file_size_limit = 1234
+    store = SupabaseStore(fake.url, KEY, BUCKET)
+    store.check_access()
+    asked = len(fake.calls)
+    assert store.bucket_size_limit() == 1234
+    assert len(fake.calls) == asked
+
+
+def test_the_resource_defers_a_refusal_to_where_the_store_is_used(
+    fake: FakeStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_SUPABASE_KEY", KEY)
+    resource = SupabaseStoreResource(
+        url=fake.url, service_role_key=dg.EnvVar("TEST_SUPABASE_KEY"), bucket="prodcutions"
+    )
+    with (
+        dg.build_resources({"store": resource}) as resources,
+        pytest.raises(StorageAccessError, match="prodcutions"),
+    ):
+        resources.store.store  # noqa: B018
+
+
+def test_storage_down_at_setup_is_left_to_the_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameview_assets_tests.service.postgres import free_port
+
+    monkeypatch.setenv("TEST_SUPABASE_KEY", KEY)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    resource = SupabaseStoreResource(url=url, service_role_key=dg.EnvVar("TEST_SUPABASE_KEY"))
+    with (
+        dg.build_resources({"store": resource}) as resources,
+        pytest.raises(StorageUnavailableError),
+    ):
+        resources.store.store.list_folders()
