@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints-cpu.txt
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-$(notdir $(CONSTRAINTS))
 
-.PHONY: install demo test serve bench gpu-check-prepare gpu-check
+.PHONY: install demo test test-fast serve bench gpu-check-prepare gpu-check
 install: $(STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) gameview_assets/core/viewer.py
@@ -26,6 +26,12 @@ test: $(STAMP)
 	./scripts/test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The edit loop: every test but pipeline runs, real servers and real captures (conftest.py's
+# FULL_LANE), in a few minutes on 2 cores. `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not full_lane" -q
 
 serve: $(STAMP)
 	$(BIN)/gameview serve

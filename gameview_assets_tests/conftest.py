@@ -22,6 +22,32 @@ prepare_cpu_training()  # before any test imports torch, so tests train as produ
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Test modules outside the fast lane (`make test-fast`): they run the pipeline, real servers
+# (PostgreSQL, Dagster's processes, headless Chromium) or the real captures. `make test`
+# runs them all; each is marked `full_lane` here, in one place, rather than file by file.
+FULL_LANE = (
+    "assets/",
+    "service/",
+    "core/test_viewer.py",
+    "resources/test_viewer_from_storage.py",
+    "test_bad_inputs.py",
+    "test_cli_bad_input.py",
+    "test_cli_instance.py",
+    "test_cli_poses.py",
+    "test_cli_serve.py",
+    "test_faults.py",
+    "test_kitchen.py",
+    "test_ui.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = REPO / "gameview_assets_tests"
+    for item in items:
+        where = Path(item.fspath).relative_to(tests).as_posix()
+        if where.startswith(FULL_LANE) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.full_lane)
+
 
 def datasets_dir() -> Path:
     """Real captures, from GAMEVIEW_DATASETS (default: ../shared/datasets beside the repo)."""
