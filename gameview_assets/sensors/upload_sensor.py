@@ -81,7 +81,7 @@ class UploadCursor:
             data = json.loads(cursor) if cursor else {}
         except json.JSONDecodeError:
             return cls()
-        if not isinstance(data, dict) or "db" in data:  # a database tick's: start over
+        if not isinstance(data, dict):
             return cls()
         seen = data.get("seen") if "seen" in data else data
         after = data.get("after") if "seen" in data else ""
