@@ -81,7 +81,7 @@ class UploadCursor:
             data = json.loads(cursor) if cursor else {}
         except json.JSONDecodeError:
             return cls()
-        if not isinstance(data, dict) or "db" in data:  # a database tick's: start over
+        if not isinstance(data, dict):
             return cls()
         seen = data.get("seen") if "seen" in data else data
         after = data.get("after") if "seen" in data else ""
@@ -204,16 +204,18 @@ def _database_tick(
     deadline = clock() + TICK_BUDGET_S
     run_requests: list[dg.RunRequest] = []
     handled = 0
-    retry = list(cursor.retry)
-    folders: list[tuple[str, ChangeCursor | None]] = [(name, None) for name in retry]
-    if len(retry) < MAX_RETRIES_KEPT:
-        changes = database.changed_manifests(cursor.db, DB_ROWS_PER_TICK)
-        folders += [(change.folder, change.cursor) for change in changes]
+    changes = database.changed_manifests(cursor.db, DB_ROWS_PER_TICK)
+    rows: list[tuple[str, ChangeCursor | None]] = [(c.folder, c.cursor) for c in changes]
+    written = {folder for folder, _ in rows}
+    retry = [name for name in cursor.retry if name not in written]  # its row checks it again
+    folders = [(name, None) for name in retry] + rows
     position = cursor.db
     for folder, after, ref, fetched in _fetched_ahead(context, bucket, folders):
-        if handled >= MAX_RUNS_PER_TICK or clock() >= deadline or len(retry) >= MAX_RETRIES_KEPT:
+        if handled >= MAX_RUNS_PER_TICK or clock() >= deadline:
             break
-        if after is None:
+        if after is not None and len(retry) >= MAX_RETRIES_KEPT:
+            break  # the cursor waits until storage lets the ones kept be read
+        if folder in retry:
             retry.remove(folder)
         if ref is not None and fetched is not None:
             read: dict[str, str] = {}
@@ -221,7 +223,7 @@ def _database_tick(
             handled += acted
             if request is not None:
                 run_requests.append(request)
-            if folder not in read and folder not in retry:
+            if folder not in read:
                 retry.append(folder)
         if after is not None:
             position = after

@@ -317,6 +317,18 @@ def test_garbled_cursor_starts_over_without_crashing(
     assert len(tick(instance, tmp_path, server, "not json").run_requests) == 1
 
 
+def test_a_database_tick_cursor_starts_the_listing_over(
+    instance: DagsterInstance, tmp_path: Path, server: CallbackServer
+) -> None:
+    """SUPABASE_DB_URL switched off: the database cursor is not a list of seen manifests."""
+    add_videos(tmp_path, "one")
+    write_manifest(tmp_path, "one", {})
+    database_cursor = json.dumps({"db": {"since": "2026-01-01T00:00:00+00:00"}, "retry": []})
+    result = tick(instance, tmp_path, server, database_cursor)
+    assert [r.partition_key for r in result.run_requests] == ["one"]
+    assert seen_of(result) == {"one": result.run_requests[0].tags[MANIFEST_VERSION_TAG]}
+
+
 def test_misnamed_folders_are_reported_once_per_manifest_version_and_never_run(
     instance: DagsterInstance, tmp_path: Path, server: CallbackServer
 ) -> None:

@@ -64,15 +64,24 @@ def answers(port: str) -> bool:
         return False
 
 
-def assert_stops_on_sigterm(setup: ServiceSetup, args: list[str], setsid: bool) -> None:
+def assert_stops_on_sigterm(
+    setup: ServiceSetup, args: list[str], setsid: bool, target: str = ""
+) -> None:
+    """Start, wait for the webserver, SIGTERM the service's own process (or the one whose
+    command line has `target`), and wait for every process of the service to stop."""
     pid = start_as_script(setup, args, setsid)
     try:
         port = setup.env["GAMEVIEW_TEST_WEB_PORT"]
         wait_until(lambda: answers(port), START_TIMEOUT_S, "the webserver answers", setup)
         started = service_processes(setup.home)
         assert len(started) >= 3, started  # gameview/dagster dev, webserver, daemon, ...
+        (victim,) = (
+            [p for p in started if target in " ".join(p.cmdline())]
+            if target
+            else [psutil.Process(pid)]
+        )
 
-        psutil.Process(pid).send_signal(signal.SIGTERM)
+        victim.send_signal(signal.SIGTERM)
 
         wait_until(lambda: not service_processes(setup.home), STOP_TIMEOUT_S,
                    "every process of the service stopped on SIGTERM", setup)  # fmt: skip
@@ -106,9 +115,13 @@ def test_serve_started_by_a_script_stops_on_sigterm(tmp_path: Path, setsid: bool
     assert_stops_on_sigterm(setup, ["serve", "--port", port], setsid)
 
 
+@pytest.mark.parametrize("target", ["", "dagster-daemon"], ids=["serve", "daemon"])
 def test_serve_production_started_by_a_script_stops_on_sigterm(
-    tmp_path: Path, pg_env: dict[str, str]
+    tmp_path: Path, pg_env: dict[str, str], target: str
 ) -> None:
+    """SIGTERM to `gameview serve --production`, or to its daemon alone (which then exits,
+    and the service stops the other two, as a supervisor expects)."""
     setup = service_setup(tmp_path, pg_env)
     port = setup.env["GAMEVIEW_TEST_WEB_PORT"]
-    assert_stops_on_sigterm(setup, ["serve", "--production", "--port", port], setsid=True)
+    args = ["serve", "--production", "--port", port]
+    assert_stops_on_sigterm(setup, args, setsid=True, target=target)

@@ -184,6 +184,29 @@ def test_an_unreadable_manifest_is_retried_without_holding_back_the_others(
     assert json.loads(second.cursor)["retry"] == []
 
 
+def test_with_the_retries_full_the_cursor_waits_and_the_kept_one_goes_first(
+    instance: DagsterInstance, project: Project, app: CallbackServer, monkeypatch
+) -> None:
+    module = importlib.import_module("gameview_assets.sensors.upload_sensor")
+    monkeypatch.setattr(module, "MAX_RETRIES_KEPT", 1)
+    project.upload("a")
+    failing = {"a"}
+    project.fake.fault = lambda method, path: (
+        "503" if method == "GET" and path.split("/")[-2] in failing else None
+    )
+    first = tick(instance, project, app, None)
+    assert first.run_requests == [] and json.loads(first.cursor)["retry"] == ["a"]
+    project.upload("b")
+    waiting = tick(instance, project, app, first.cursor)  # a still unreadable: b waits
+    assert waiting.run_requests == []
+    assert json.loads(waiting.cursor) == json.loads(first.cursor)
+    failing.clear()
+    project.fake.put("a/production.json", b'{"preset": "high"}')  # a row of its own too
+    after = tick(instance, project, app, waiting.cursor)
+    assert sorted(started(after)) == ["a", "b"]  # a once, though kept and written again
+    assert json.loads(after.cursor)["retry"] == []
+
+
 def test_a_misnamed_folder_is_reported_not_run(
     instance: DagsterInstance, project: Project, app: CallbackServer
 ) -> None:
