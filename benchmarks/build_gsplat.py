@@ -99,15 +99,21 @@ VARIANTS = {
     ),
 }
 
-# Runs gsplat's setup.py in the build venv. With allow_cuda_major_mismatch, torch's check that
-# nvcc's CUDA major equals torch's is replaced by one that only logs both versions.
+# Runs gsplat's setup.py in the build venv. Arguments: "1" to replace torch's check that nvcc's
+# CUDA major equals torch's with one that only logs torch's (allow_cuda_major_mismatch), the
+# wheel's directory, and the source files to keep (comma-separated base names; empty for all).
 BUILD_DRIVER = """
-import runpy, sys
+import os, runpy, sys
+import torch
+import torch.utils.cpp_extension as ext
 if sys.argv[1] == "1":
-    import torch
-    import torch.utils.cpp_extension as ext
     ext._check_cuda_version = lambda name, version: print(
         f"build_gsplat: CUDA major check skipped (torch built with CUDA {torch.version.cuda})")
+keep = [name for name in sys.argv[3].split(",") if name]
+if keep:
+    extension = ext.CUDAExtension
+    ext.CUDAExtension = lambda name, sources, *args, **kwargs: extension(
+        name, [s for s in sources if os.path.basename(s) in keep], *args, **kwargs)
 sys.argv = ["setup.py", "bdist_wheel", "--dist-dir", sys.argv[2]]
 runpy.run_path("setup.py", run_name="__main__")
 """
@@ -275,7 +281,8 @@ def build(args: argparse.Namespace) -> dict:
     }
     env.pop("BUILD_NO_CUDA", None)
     progress.note(
-        f"building gsplat {GSPLAT_VERSION} for {arch_list} with {found}, {args.jobs} jobs"
+        f"building gsplat {GSPLAT_VERSION} ({' '.join(args.sources) or 'all files'}) for "
+        f"{arch_list} with {found}, {args.jobs} jobs"
     )
     log_path = home / "build.log"
     start = time.monotonic()
@@ -290,6 +297,7 @@ def build(args: argparse.Namespace) -> dict:
                 BUILD_DRIVER,
                 "1" if variant.allow_cuda_major_mismatch else "0",
                 str(dist),
+                ",".join(args.sources),
             ],
             cwd=src,
             env=env,
@@ -309,6 +317,7 @@ def build(args: argparse.Namespace) -> dict:
         "variant": args.variant,
         "gsplat": GSPLAT_VERSION,
         "arch_list": arch_list,
+        "sources": args.sources or "all",
         "jobs": args.jobs,
         "versions": found,
         "cuda_major_check_skipped": variant.allow_cuda_major_mismatch,
@@ -345,6 +354,13 @@ def main() -> None:
         " (the GPU device runs 3.12)",
     )
     parser.add_argument("--arch-list", help="override the variant's TORCH_CUDA_ARCH_LIST")
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        default=[],
+        help="compile only these of gsplat's files (base names, e.g. IntersectTile.cu ext.cpp): a"
+        " quicker check; the library then lacks the other files' symbols and is not for use",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="MAX_JOBS: parallel compiler processes")
     parser.add_argument("--nice", type=int, default=19, help="niceness of the compile")
     parser.add_argument("--status-file", type=Path, help="append progress and compiler errors here")
