@@ -14,12 +14,12 @@ built library's size are printed and written to `<root>/<variant>/result.json`.
 
 Variants (versions in `VARIANTS`):
 - `device`: the GPU device machine's torch 2.11.0+cu130 and CUDA 13.0, for sm_90 (H200).
-- `dockerfile`: deploy/Dockerfile's torch 2.13.0, CUDA 12.8 and its architecture list. PyPI's
-  torch 2.13.0 is built for CUDA 13.0 (its cu128 build is only on download.pytorch.org, which
-  the Dockerfile uses), so this variant compiles torch 2.13's headers with nvcc 12.8 and lets
-  the CUDA major-version check pass (`_check_cuda_version`, see `BUILD_DRIVER`): it proves the
-  sources compile with that compiler and those headers; the library it links (libcudart 12)
-  is not one to load beside torch+cu130.
+- `dockerfile`: deploy/Dockerfile's torch 2.13.0 and architecture list, but CUDA 13.0, not its
+  12.8: no CUDA 12 nvcc can be installed here (nvidia-cuda-nvcc-cu12, up to 12.9.86, ships
+  ptxas alone, without nvcc, cicc or cudafe++; Debian bookworm has none), and PyPI's torch
+  2.13.0 is built for CUDA 13.0 (its cu128 build, which the Dockerfile installs, is only on
+  the PyTorch index). So it checks gsplat against torch 2.13's headers, for five
+  architectures; the CUDA 12.8 compiler itself is left to the image build.
 """
 
 from __future__ import annotations
@@ -56,65 +56,46 @@ class Variant:
     """The CUDA release (major.minor) whose nvcc compiles the kernels."""
     pins: tuple[str, ...]
     """pip requirements for nvcc, the CUDA headers and runtime of that release, exact pins."""
-    cuda_dirs: tuple[str, ...]
-    """The directories under site-packages/nvidia/ that make CUDA_HOME (torch's own CUDA
-    libraries may be another release's: torch 2.13.0 from PyPI brings CUDA 13's)."""
     arch_list: str
     """TORCH_CUDA_ARCH_LIST, as torch's cpp_extension reads it."""
-    allow_cuda_major_mismatch: bool
-    """Let nvcc's CUDA major differ from torch's (headers-only check; see the module doc)."""
 
+
+# CUDA 13.0.2's compiler, headers and runtime (cuda-toolkit 13.0.2 and 13.0.3 pin the same).
+# nvidia-cuda-nvcc leaves nvidia-cuda-crt and nvidia-nvvm unpinned, so they are pinned here to
+# the same release (pip would otherwise take 13.5's).
+CUDA_13_0 = (
+    "nvidia-cuda-nvcc==13.0.88",
+    "nvidia-cuda-crt==13.0.88",
+    "nvidia-nvvm==13.0.88",
+    "nvidia-cuda-cccl==13.0.85",
+    "nvidia-cuda-runtime==13.0.96",
+)
 
 VARIANTS = {
-    # The GPU device: torch 2.11.0+cu130 (PyPI's torch 2.11.0 requires cuda-toolkit==13.0.2),
-    # nvcc 13.0. nvidia-cuda-nvcc leaves nvidia-cuda-crt and nvidia-nvvm unpinned, so they are
-    # pinned here to the same release (pip would otherwise take 13.5's).
+    # The GPU device: torch 2.11.0+cu130 (PyPI's torch 2.11.0 requires cuda-toolkit==13.0.2).
     "device": Variant(
-        torch="2.11.0",
-        cuda="13.0",
-        pins=(
-            "cuda-toolkit==13.0.2",
-            "nvidia-cuda-nvcc==13.0.88",
-            "nvidia-cuda-crt==13.0.88",
-            "nvidia-nvvm==13.0.88",
-            "nvidia-cuda-cccl==13.0.85",
-            "nvidia-cuda-runtime==13.0.96",
-        ),
-        cuda_dirs=("cu13",),
-        arch_list="9.0",
-        allow_cuda_major_mismatch=False,
+        torch="2.11.0", cuda="13.0", pins=("cuda-toolkit==13.0.2", *CUDA_13_0), arch_list="9.0"
     ),
-    # deploy/Dockerfile: nvidia/cuda:12.8.1-devel, torch 2.13.0 (cu128 index), its arch list.
+    # deploy/Dockerfile's torch and arch list; CUDA 13.0 instead of 12.8 (see the module doc).
     "dockerfile": Variant(
         torch="2.13.0",
-        cuda="12.8",
-        pins=(
-            "nvidia-cuda-nvcc-cu12==12.8.93",
-            "nvidia-cuda-cccl-cu12==12.8.90",
-            "nvidia-cuda-runtime-cu12==12.8.90",
-        ),
-        cuda_dirs=("cuda_nvcc", "cuda_runtime", "cuda_cccl"),
+        cuda="13.0",
+        pins=("cuda-toolkit==13.0.3", *CUDA_13_0),
         arch_list="7.5;8.0;8.6;8.9;9.0+PTX",
-        allow_cuda_major_mismatch=True,
     ),
 }
 
-# Runs gsplat's setup.py in the build venv. Arguments: "1" to replace torch's check that nvcc's
-# CUDA major equals torch's with one that only logs torch's (allow_cuda_major_mismatch), the
-# wheel's directory, and the source files to keep (comma-separated base names; empty for all).
+# Runs gsplat's setup.py in the build venv. Arguments: the wheel's directory, and the source
+# files to keep (comma-separated base names; empty for all).
 BUILD_DRIVER = """
 import os, runpy, sys
-import torch
 import torch.utils.cpp_extension as ext
-if sys.argv[1] == "1":
-    ext._check_cuda_version = lambda name, version: print(
-        f"build_gsplat: CUDA major check skipped (torch built with CUDA {torch.version.cuda})")
-keep = [name for name in sys.argv[3].split(",") if name]
+keep = [name for name in sys.argv[2].split(",") if name]
 if keep:
     extension = ext.CUDAExtension
     ext.CUDAExtension = lambda name, sources, *args, **kwargs: extension(
         name, [s for s in sources if os.path.basename(s) in keep], *args, **kwargs)
-sys.argv = ["setup.py", "bdist_wheel", "--dist-dir", sys.argv[2]]
+sys.argv = ["setup.py", "bdist_wheel", "--dist-dir", sys.argv[1]]
 runpy.run_path("setup.py", run_name="__main__")
 """
 
@@ -167,27 +148,19 @@ def link_tree(source: Path, target: Path) -> None:
             dest.symlink_to(entry)
 
 
-def assemble_cuda_home(variant: Variant, python: Path, home: Path) -> Path:
-    """One CUDA_HOME (bin, include, lib64, nvvm) from the nvidia-* packages' directories.
+def assemble_cuda_home(python: Path, home: Path) -> Path:
+    """A CUDA_HOME (bin, include, lib64, nvvm) of symlinks into CUDA 13's `nvidia/cu13/`.
 
-    CUDA 13's packages share `nvidia/cu13/`; CUDA 12's each have their own `nvidia/<name>/`.
-    torch links `-lcudart`, which only the versioned libcudart.so.N provides, hence the link.
+    torch links `-lcudart`, which only the versioned libcudart.so.13 provides, hence the link.
     """
     cuda_home = home / "cuda"
     shutil.rmtree(cuda_home, ignore_errors=True)
-    nvidia = site_packages(python) / "nvidia"
-    for package in (nvidia / name for name in variant.cuda_dirs):
-        for part, name in (
-            ("bin", "bin"),
-            ("include", "include"),
-            ("lib", "lib64"),
-            ("nvvm", "nvvm"),
-        ):
-            if (package / part).is_dir():
-                link_tree(package / part, cuda_home / name)
+    cu13 = site_packages(python) / "nvidia" / "cu13"
+    for part, name in (("bin", "bin"), ("include", "include"), ("lib", "lib64"), ("nvvm", "nvvm")):
+        link_tree(cu13 / part, cuda_home / name)
     cudart = sorted((cuda_home / "lib64").glob("libcudart.so.*"))
     if not (cuda_home / "bin" / "nvcc").exists() or not cudart:
-        raise SystemExit(f"nvcc or libcudart missing under {nvidia}: check the CUDA pins")
+        raise SystemExit(f"nvcc or libcudart missing under {cu13}: check the CUDA pins")
     (cuda_home / "lib64" / "libcudart.so").symlink_to(cudart[0].name)
     return cuda_home
 
@@ -262,11 +235,12 @@ def build(args: argparse.Namespace) -> dict:
     home.mkdir(parents=True, exist_ok=True)
     progress = Progress(args.status_file, args.variant)
     python = make_venv(variant, home, args.python)
-    cuda_home = assemble_cuda_home(variant, python, home)
+    cuda_home = assemble_cuda_home(python, home)
     found = versions(python, cuda_home)
-    if not found["torch_cuda"].startswith(variant.cuda) and not variant.allow_cuda_major_mismatch:
+    if found["torch_cuda"] != variant.cuda or not found["nvcc"].startswith(variant.cuda + "."):
         raise SystemExit(
-            f"torch {found['torch']} is built for CUDA {found['torch_cuda']}, not {variant.cuda}"
+            f"torch {found['torch']} is built for CUDA {found['torch_cuda']} and nvcc is "
+            f"{found['nvcc']}: expected CUDA {variant.cuda} for both"
         )
     src = fetch_gsplat(home)
     dist = home / "dist"
@@ -295,7 +269,6 @@ def build(args: argparse.Namespace) -> dict:
                 str(python),
                 "-c",
                 BUILD_DRIVER,
-                "1" if variant.allow_cuda_major_mismatch else "0",
                 str(dist),
                 ",".join(args.sources),
             ],
@@ -320,7 +293,6 @@ def build(args: argparse.Namespace) -> dict:
         "sources": args.sources or "all",
         "jobs": args.jobs,
         "versions": found,
-        "cuda_major_check_skipped": variant.allow_cuda_major_mismatch,
         "built": code == 0 and bool(libraries),
         "exit_code": code,
         "wall_s": round(wall, 1),
