@@ -1,13 +1,13 @@
 """Compile gsplat's CUDA kernels on a machine without a GPU, as a check that they build.
 
-Run: python benchmarks/build_gsplat.py --variant device|dockerfile [--root DIR] [--arch-list L]
-     [--jobs 2] [--status-file FILE] [--json]
+Run: python benchmarks/build_gsplat.py --variant device|dockerfile [--python python3.12]
+     [--root DIR] [--arch-list L] [--sources FILE ...] [--jobs 2] [--status-file FILE] [--json]
 
 nvcc, the CUDA headers and the CUDA build of torch all come from PyPI, so no CUDA toolkit,
-driver or GPU is needed, only time (tens of minutes on two cores). Each variant gets its own
-virtualenv under `--root` (outside the repository; several GB): torch's CUDA wheel, the
-nvidia-* packages of the matching CUDA release, and a CUDA_HOME assembled from them with
-symlinks. gsplat's sdist is fetched from PyPI (sha256 checked), unpacked, and built with
+driver or GPU is needed, only time (52 minutes for sm_90 on two loaded cores). Each variant
+gets its own virtualenv under `--root` (outside the repository; about 5 GB): torch's CUDA
+wheel, the nvidia-* packages of the matching CUDA release, and a CUDA_HOME assembled from them
+with symlinks. gsplat's sdist is fetched from PyPI (sha256 checked), unpacked, and built with
 `setup.py bdist_wheel` (BUILD_NO_CUDA unset), so `setup.py` compiles the extension exactly as
 `pip install --no-build-isolation --no-binary gsplat` would. The outcome, wall time and the
 built library's size are printed and written to `<root>/<variant>/result.json`.
